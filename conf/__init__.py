@@ -1,0 +1,1 @@
+"""Hydra configs; installed as the package lstm_sweep.conf so `pip install .` finds them."""

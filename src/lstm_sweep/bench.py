@@ -1,0 +1,187 @@
+"""`lstm-bench`: how fast the hand-written cells are against torch.nn.LSTM, in one run.
+
+Two measurements, each interleaved (every repeat times every variant once, in turn, so a
+machine that speeds up or slows down affects all alike) and summarised by the median:
+
+1. forward + backward of one layer at fixed shapes (B, T, E, H), for `one` and `two`
+   (fast and reference) and `torch`, with each one's ratio to `torch` (> 1: faster) and
+   its achieved GFLOP/s beside this machine's measured fp32 GEMM GFLOP/s;
+2. whole training steps (embedding + stack + decoder + loss + Adam) of the language model
+   at the course report's setting, in tokens/s, against `model.cell=torch`.
+
+Ratios come from one run on one machine; absolute times move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lstm_sweep.stack import build_stack
+
+# (B, T, E, H): the course setting with the course script's default H, PTB small and
+# medium (Zaremba et al.), and the course report's own setting.
+DEFAULT_SHAPES = [(128, 5, 256, 128), (20, 35, 200, 200), (20, 35, 650, 650), (128, 5, 256, 256)]
+LAYER_VARIANTS = [("one", "fast"), ("two", "fast"), ("one", "reference"), ("two", "reference"), ("torch", "-")]
+STEP_VARIANTS = [("one", "fast"), ("two", "fast"), ("one", "reference"), ("two", "reference"), ("torch", "-")]
+PENN_SMALL_VOCAB = 7611 + 4  # training words + specials, as the report2021 run builds it
+
+
+def gemm_gflops(repeats: int, n: int = 1024) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def layer_flops(B: int, T: int, E: int, H: int) -> int:
+    """GEMM FLOPs of forward + backward: 3 × (2·T·B·4H·(E + H)) (forward, data and weight grads)."""
+    return 3 * 2 * T * B * 4 * H * (E + H)
+
+
+def time_layers(shape, repeats: int, warmup: int) -> dict[str, float]:
+    B, T, E, H = shape
+    torch.manual_seed(0)
+    x = torch.randn(T, B, E, requires_grad=True)
+    grad = torch.randn(T, B, H)
+    layers = {f"{cell}/{impl}": build_stack(cell, E, H, 1, impl=impl if impl != "-" else "fast")
+              for cell, impl in LAYER_VARIANTS}
+
+    def once(layer) -> float:
+        start = time.perf_counter()
+        out, _ = layer(x)
+        out.backward(grad)
+        return time.perf_counter() - start
+
+    for layer in layers.values():
+        for _ in range(warmup):
+            once(layer)
+    times = {name: [] for name in layers}
+    for _ in range(repeats):
+        for name, layer in layers.items():
+            times[name].append(once(layer))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def time_training_steps(cells, repeats: int, warmup: int, batch: int, n_step: int, vocab: int,
+                        size: int, lr: float) -> dict[str, float]:
+    """Seconds per optimizer step of the whole LM (report2021's shapes), per variant."""
+    from lstm_sweep.model import LanguageModel
+
+    g = torch.Generator().manual_seed(0)
+    inputs = torch.randint(0, vocab, (batch, n_step), generator=g)
+    targets = torch.randint(0, vocab, (batch,), generator=g)
+    setups = {}
+    for cell, impl in cells:
+        torch.manual_seed(0)
+        model = LanguageModel(vocab, size, size, 1, cell=cell, impl=impl if impl != "-" else "fast",
+                              decoder_bias_init=1.0)
+        setups[f"{cell}/{impl}"] = (model, torch.optim.Adam(model.parameters(), lr=lr))
+
+    def once(model, optimizer) -> float:
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        logits, _ = model(inputs, last_only=True)
+        torch.nn.functional.cross_entropy(logits, targets).backward()
+        optimizer.step()
+        return time.perf_counter() - start
+
+    for model, optimizer in setups.values():
+        for _ in range(warmup):
+            once(model, optimizer)
+    times = {name: [] for name in setups}
+    for _ in range(repeats):
+        for name, (model, optimizer) in setups.items():
+            times[name].append(once(model, optimizer))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def parse_shape(text: str) -> tuple[int, int, int, int]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"--shape {text!r}: expected B,T,E,H (four integers >= 1)")
+    return shape
+
+
+def report2021_setting() -> dict:
+    """Batch, window, sizes and lr of experiments/report2021.yaml, read from the config itself."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["+experiment=report2021", "data.root=unused"])
+    return {"batch": cfg.data.batch_size, "n_step": cfg.data.n_step, "size": cfg.model.hidden_size,
+            "lr": cfg.optim.lr, "vocab": PENN_SMALL_VOCAB}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lstm-bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--shape", type=parse_shape, action="append", default=[],
+                        help="an extra layer shape B,T,E,H (repeatable)")
+    parser.add_argument("--repeats", type=int, default=25, help="timed repeats per variant (>= 20 advised)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--step-repeats", type=int, default=40, help="timed training steps per variant")
+    parser.add_argument("--no-steps", action="store_true", help="skip the training-step measurement")
+    parser.add_argument("--json", type=Path, default=Path("lstm-bench.json"), help="where to write the results")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+
+    from lstm_sweep.fast import load_kernels
+    compiled = load_kernels() is not None  # compile (once) before anything is timed
+    threads = torch.get_num_threads()
+    peak = gemm_gflops(args.repeats)
+    print(f"torch {torch.__version__}, {threads} thread(s), fast kernels: "
+          f"{'compiled' if compiled else 'pure-PyTorch fallback'}; fp32 GEMM (1024³): {peak:.1f} GFLOP/s")
+    results = {"torch": torch.__version__, "threads": threads, "machine": platform.processor() or platform.machine(),
+               "compiled_kernels": compiled, "gemm_gflops": peak, "repeats": args.repeats, "layers": [], "steps": None}
+
+    print("\nforward + backward, one layer (median s; ratio = torch time / this time; GFLOP/s)")
+    header = f"{'B,T,E,H':>16} | " + " | ".join(f"{n:>24}" for n in (f"{c}/{i}" for c, i in LAYER_VARIANTS))
+    print(header)
+    for shape in [*DEFAULT_SHAPES, *args.shape]:
+        medians = time_layers(shape, args.repeats, args.warmup)
+        flops = layer_flops(*shape)
+        torch_time = medians["torch/-"]
+        row = {name: {"seconds": t, "ratio_vs_torch": torch_time / t, "gflops": flops / t / 1e9}
+               for name, t in medians.items()}
+        results["layers"].append({"shape": dict(zip("BTEH", shape)), "variants": row})
+        cells = [f"{r['seconds'] * 1e3:7.2f}ms {r['ratio_vs_torch']:5.2f}x {r['gflops']:5.1f}" for r in row.values()]
+        print(f"{','.join(map(str, shape)):>16} | " + " | ".join(f"{c:>24}" for c in cells))
+
+    if not args.no_steps:
+        setting = report2021_setting()
+        medians = time_training_steps(STEP_VARIANTS, args.step_repeats, args.warmup, **setting)
+        tokens = setting["batch"] * setting["n_step"]
+        torch_time = medians["torch/-"]
+        results["steps"] = {"setting": setting, "variants": {
+            name: {"tokens_per_sec": tokens / t, "ratio_vs_torch": torch_time / t} for name, t in medians.items()}}
+        print(f"\ntraining step, report2021 LM (B={setting['batch']}, T={setting['n_step']}, "
+              f"E=H={setting['size']}, V={setting['vocab']}, Adam)")
+        for name, r in results["steps"]["variants"].items():
+            print(f"{name:>16}: {r['tokens_per_sec']:9.0f} tokens/s  {r['ratio_vs_torch']:5.2f}x torch")
+
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

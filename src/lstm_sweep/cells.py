@@ -1,0 +1,166 @@
+"""The two hand-written LSTM cells, one time step each, read next to DESIGN.md's equations.
+
+Model one (gates over the concatenation z = [h, x], four matrices, one bias each):
+
+    f = σ(W_f z + b_f)    i = σ(W_i z + b_i)    ĉ = tanh(W_c z + b_c)    o = σ(W_o z + b_o)
+    c' = f ⊙ c + i ⊙ ĉ    h' = o ⊙ tanh(c')
+
+Model two (PyTorch's form, separate input and hidden matrices, two biases per gate):
+
+    i = σ(W_ii x + b_ii + W_hi h + b_hi)    f = σ(W_if x + b_if + W_hf h + b_hf)
+    g = tanh(W_ig x + b_ig + W_hg h + b_hg) o = σ(W_io x + b_io + W_ho h + b_ho)
+    c' = f ⊙ c + i ⊙ g    h' = o ⊙ tanh(c')
+
+These step functions are the definition of the cells (and the oracle for any faster
+path); running them over time and depth is the layer stack's job (`stack.py`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from lstm_sweep.errors import ConfigError
+
+State = tuple[Tensor, Tensor]  # (h, c), each (batch, hidden)
+
+INITS = ("linear", "uniform", "normal")
+
+
+class LSTMCellBase(nn.Module):
+    """What the stack needs from a cell: sizes, a zero state, one step, gate parameters."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+
+    def zero_state(self, batch_size: int, like: Tensor) -> State:
+        h = like.new_zeros(batch_size, self.hidden_size)
+        return h, h.clone()
+
+    def forward(self, x: Tensor, state: State) -> State:
+        raise NotImplementedError
+
+    def gate_parameters(self) -> list[tuple[Tensor, Tensor | None, int]]:
+        """(weight, bias, fan_in) per gate matrix, for the initialisation rules."""
+        raise NotImplementedError
+
+    def packed_weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        """w_ih (4H, E), w_hh (4H, H), bias (4H), gate blocks i, f, g, o, for the fast path.
+
+        Built by differentiable concatenation: gradients flow back to the cell's parameters.
+        """
+        raise NotImplementedError
+
+    def reset_parameters(self, init: str = "linear") -> None:
+        init_gate_parameters(self.gate_parameters(), init, self.hidden_size)
+
+
+class ModelOneCell(LSTMCellBase):
+    """Model one: four gate matrices of shape H×(H+E) over z = [h, x]."""
+
+    def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
+        super().__init__(input_size, hidden_size)
+        H, Z = hidden_size, hidden_size + input_size
+        self.W_f, self.b_f = _param(H, Z), _param(H)
+        self.W_i, self.b_i = _param(H, Z), _param(H)
+        self.W_c, self.b_c = _param(H, Z), _param(H)
+        self.W_o, self.b_o = _param(H, Z), _param(H)
+        self.reset_parameters(init)
+
+    def forward(self, x: Tensor, state: State) -> State:
+        h, c = state
+        z = torch.cat([h, x], dim=1)
+        f = torch.sigmoid(z @ self.W_f.T + self.b_f)
+        i = torch.sigmoid(z @ self.W_i.T + self.b_i)
+        c_hat = torch.tanh(z @ self.W_c.T + self.b_c)
+        o = torch.sigmoid(z @ self.W_o.T + self.b_o)
+        c = f * c + i * c_hat
+        h = o * torch.tanh(c)
+        return h, c
+
+    def packed_weights(self):
+        H = self.hidden_size
+        gates = (self.W_i, self.W_f, self.W_c, self.W_o)  # z = [h, x]: columns :H act on h
+        w_ih = torch.cat([W[:, H:] for W in gates])
+        w_hh = torch.cat([W[:, :H] for W in gates])
+        return w_ih, w_hh, torch.cat([self.b_i, self.b_f, self.b_c, self.b_o])
+
+    def gate_parameters(self):
+        z_size = self.hidden_size + self.input_size
+        return [(getattr(self, f"W_{g}"), getattr(self, f"b_{g}"), z_size) for g in "fico"]
+
+
+class ModelTwoCell(LSTMCellBase):
+    """Model two: W_i* (H×E) on the input and W_h* (H×H) on the state, a bias on each."""
+
+    def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
+        super().__init__(input_size, hidden_size)
+        H, E = hidden_size, input_size
+        self.W_ii, self.b_ii, self.W_hi, self.b_hi = _param(H, E), _param(H), _param(H, H), _param(H)
+        self.W_if, self.b_if, self.W_hf, self.b_hf = _param(H, E), _param(H), _param(H, H), _param(H)
+        self.W_ig, self.b_ig, self.W_hg, self.b_hg = _param(H, E), _param(H), _param(H, H), _param(H)
+        self.W_io, self.b_io, self.W_ho, self.b_ho = _param(H, E), _param(H), _param(H, H), _param(H)
+        self.reset_parameters(init)
+
+    def forward(self, x: Tensor, state: State) -> State:
+        h, c = state
+        i = torch.sigmoid(x @ self.W_ii.T + self.b_ii + h @ self.W_hi.T + self.b_hi)
+        f = torch.sigmoid(x @ self.W_if.T + self.b_if + h @ self.W_hf.T + self.b_hf)
+        g = torch.tanh(x @ self.W_ig.T + self.b_ig + h @ self.W_hg.T + self.b_hg)
+        o = torch.sigmoid(x @ self.W_io.T + self.b_io + h @ self.W_ho.T + self.b_ho)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        return h, c
+
+    def packed_weights(self):
+        w_ih = torch.cat([self.W_ii, self.W_if, self.W_ig, self.W_io])
+        w_hh = torch.cat([self.W_hi, self.W_hf, self.W_hg, self.W_ho])
+        bias = torch.cat([self.b_ii, self.b_if, self.b_ig, self.b_io]) + torch.cat(
+            [self.b_hi, self.b_hf, self.b_hg, self.b_ho])
+        return w_ih, w_hh, bias
+
+    def gate_parameters(self):
+        params = []
+        for g in "ifgo":
+            params.append((getattr(self, f"W_i{g}"), getattr(self, f"b_i{g}"), self.input_size))
+            params.append((getattr(self, f"W_h{g}"), getattr(self, f"b_h{g}"), self.hidden_size))
+        return params
+
+
+def _param(*shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.empty(*shape))  # filled by reset_parameters
+
+
+CELLS: dict[str, type[LSTMCellBase]] = {"one": ModelOneCell, "two": ModelTwoCell}
+
+
+@torch.no_grad()
+def init_gate_parameters(params, init: str, hidden_size: int) -> None:
+    """Initialise (weight, bias, fan_in) triples by one of the rules in INITS.
+
+    linear:  like nn.Linear with that matrix's own fan-in (the course code built its gates
+             from nn.Linear): W, b ~ U(±1/√fan_in).
+    uniform: U(±1/√H) for everything, torch.nn.LSTM's rule.
+    normal:  W ~ N(0, 0.01²), b = 0, the d2l rule.
+    """
+    if init not in INITS:
+        raise ConfigError(f"model.init={init!r} is not one of {', '.join(INITS)}")
+    for weight, bias, fan_in in params:
+        if init == "linear":
+            # nn.Linear.reset_parameters, drawn in the same order.
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+            bound = 1.0 / math.sqrt(fan_in)
+        elif init == "uniform":
+            bound = 1.0 / math.sqrt(hidden_size)
+            nn.init.uniform_(weight, -bound, bound)
+        else:
+            nn.init.normal_(weight, 0.0, 0.01)
+        if bias is not None:
+            if init == "normal":
+                nn.init.zeros_(bias)
+            else:
+                nn.init.uniform_(bias, -bound, bound)

@@ -1,0 +1,17 @@
+"""The errors a user can cause: each message names the key, file or step at fault."""
+
+
+class LstmSweepError(Exception):
+    """A problem with the user's config, data or run; shown as one line, exit status 1."""
+
+
+class ConfigError(LstmSweepError, ValueError):
+    """A config value is invalid; the message names the key."""
+
+
+class DataError(LstmSweepError, ValueError):
+    """A corpus is missing or malformed; the message names the file (and line or byte)."""
+
+
+class DivergenceError(LstmSweepError, ArithmeticError):
+    """The training loss stopped being finite; the message names the step."""

@@ -1,0 +1,171 @@
+"""The sequence-level fast path for both hand-written cells (`model.impl=fast`).
+
+Each cell packs its own parameters into w_ih (4H, E), w_hh (4H, H) and one bias (4H) —
+gate blocks i, f, g, o — by differentiable concatenation, so gradients still reach the
+cell's own parameters and nothing about what is trained changes. `LSTMLayerFunction` then
+runs the whole sequence with a hand-derived BPTT backward:
+
+- the input projection for all T steps is one GEMM;
+- each step is one recurrent GEMM and one fused pass over the gates;
+- the weight gradients are single GEMMs over all T·B rows.
+
+The time loops run in a small C++ extension (csrc/lstm_kernels.cpp), compiled on first use
+with torch's cpp_extension and cached; per step a Python loop costs ~30 small dispatches
+where the compiled loop costs two, and at PTB shapes that overhead, not arithmetic, is
+what separates a Python loop from nn.LSTM (README, "Speed"). Where no compiler is
+available the same algorithm runs as the pure-PyTorch twin below, after one warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+KERNEL_SOURCE = Path(__file__).with_name("csrc") / "lstm_kernels.cpp"
+_kernels = None
+_kernels_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- pure PyTorch twin
+
+def forward_python(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
+                   store: bool) -> list[Tensor]:
+    """The kernel's forward in PyTorch ops: {out, h_T, c_T, activations, cells}."""
+    T, B, E = x.shape
+    H = h0.shape[1]
+    gates = torch.addmm(bias, x.reshape(T * B, E), w_ih.t()).view(T, B, 4 * H)
+    out = x.new_empty(T, B, H)
+    cells = x.new_empty(T, B, H) if store else None
+    h, c = h0, c0
+    for t in range(T):
+        g = gates[t].addmm_(h, w_hh.t())
+        g[:, :2 * H].sigmoid_()
+        g[:, 2 * H:3 * H].tanh_()
+        g[:, 3 * H:].sigmoid_()
+        i, f, gg, o = g.chunk(4, dim=1)
+        c = torch.addcmul(f * c, i, gg, out=cells[t]) if store else torch.addcmul(f * c, i, gg)
+        h = torch.mul(o, torch.tanh(c), out=out[t])
+    if not store:
+        return [out, h.clone(), c.clone(), None, None]
+    return [out, h.clone(), c.clone(), gates, cells]
+
+
+def backward_python(d_out, d_hT, d_cT, x, h0, c0, w_ih, w_hh, out, gates, cells) -> list[Tensor]:
+    """The kernel's BPTT backward in PyTorch ops: {dx, dh0, dc0, dw_ih, dw_hh, dbias}."""
+    T, B, E = x.shape
+    H = h0.shape[1]
+    dgates = torch.empty_like(gates)
+    dh, dc = d_hT.clone(), d_cT.clone()
+    for t in reversed(range(T)):
+        i, f, g, o = gates[t].chunk(4, dim=1)
+        c_prev = cells[t - 1] if t > 0 else c0
+        tc = torch.tanh(cells[t])
+        dh = dh + d_out[t]
+        dc = dc + dh * o * (1 - tc * tc)
+        di, df, dg, do = dgates[t].chunk(4, dim=1)
+        torch.mul(dc * g, i * (1 - i), out=di)
+        torch.mul(dc * c_prev, f * (1 - f), out=df)
+        torch.mul(dc * i, 1 - g * g, out=dg)
+        torch.mul(dh * tc, o * (1 - o), out=do)
+        dc = dc * f
+        dh = dgates[t] @ w_hh
+    dg_flat = dgates.view(T * B, 4 * H)
+    dx = (dg_flat @ w_ih).view(T, B, E)
+    dw_ih = dg_flat.t() @ x.reshape(T * B, E)
+    h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]).view(T * B, H)
+    dw_hh = dg_flat.t() @ h_prev
+    return [dx, dh, dc, dw_ih, dw_hh, dg_flat.sum(0)]
+
+
+# --------------------------------------------------------------------------- compiled kernels
+
+def _compile_flags() -> tuple[str, list[str]]:
+    """ATen's vector code for the best instruction set this CPU and torch build share."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability.startswith("AVX512"):
+        return "avx512", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
+                          "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
+    if capability == "AVX2":
+        return "avx2", ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    return "default", ["-DCPU_CAPABILITY=DEFAULT"]
+
+
+def load_kernels():
+    """The compiled ops (built on first use, then cached), or None where none can be built."""
+    global _kernels
+    with _kernels_lock:
+        if _kernels is None:
+            _kernels = _build_kernels() or False
+        return _kernels or None
+
+
+def _build_kernels():
+    try:
+        from torch.utils import cpp_extension
+    except ImportError as err:  # pragma: no cover - part of every torch build
+        log.warning("fast LSTM kernels unavailable (%s); using the pure-PyTorch fast path", err)
+        return None
+    isa, flags = _compile_flags()
+    source_hash = hashlib.sha1(KERNEL_SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:10]
+    name = f"lstm_sweep_kernels_{isa}_{source_hash}"
+    try:
+        if not hasattr(torch.ops.lstm_sweep, "lstm_forward"):
+            log.info("compiling the LSTM kernels (%s, once per machine; cached)", isa)
+            cpp_extension.load(name=name, sources=[str(KERNEL_SOURCE)], is_python_module=False,
+                               extra_cflags=["-O3", *flags], verbose=False)
+        return torch.ops.lstm_sweep
+    except Exception as err:  # no compiler, no ninja, a read-only cache …
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        log.warning("could not compile the fast LSTM kernels (%s); using the pure-PyTorch fast "
+                    "path, which is slower (set TORCH_EXTENSIONS_DIR to a writable folder, and "
+                    "install a C++ compiler and ninja, to get them)", first_line)
+        return None
+
+
+def _ops_for(x: Tensor):
+    kernels = load_kernels() if x.device.type == "cpu" else None
+    if kernels is None:
+        return forward_python, backward_python
+    return kernels.lstm_forward, kernels.lstm_backward
+
+
+# --------------------------------------------------------------------------- autograd
+
+class LSTMLayerFunction(torch.autograd.Function):
+    """One LSTM layer over a sequence: (x, h0, c0, w_ih, w_hh, bias) → (out, h_T, c_T)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, bias):
+        forward, backward = _ops_for(x)
+        out, h_T, c_T, gates, cells = forward(x, h0, c0, w_ih, w_hh, bias, True)
+        ctx.backward_op = backward
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out, gates, cells)
+        return out, h_T, c_T
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT, d_cT):
+        x, h0, c0, w_ih, w_hh, out, gates, cells = ctx.saved_tensors
+        dx, dh0, dc0, dw_ih, dw_hh, dbias = ctx.backward_op(
+            d_out.contiguous(), d_hT.contiguous(), d_cT.contiguous(), x, h0, c0, w_ih, w_hh, out, gates, cells)
+        return dx, dh0, dc0, dw_ih, dw_hh, dbias
+
+
+def lstm_layer(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
+               bias: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """Run one packed LSTM layer over x (T, B, E); returns (out (T, B, H), (h_T, c_T))."""
+    h0, c0 = state
+    args = [t.contiguous() for t in (x, h0, c0, w_ih, w_hh, bias)]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in args):
+        out, h, c = LSTMLayerFunction.apply(*args)
+    else:  # evaluation: nothing is stored for a backward pass
+        forward, _ = _ops_for(x)
+        out, h, c, _, _ = forward(*args, False)
+    return out, (h, c)

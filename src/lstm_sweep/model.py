@@ -1,0 +1,38 @@
+"""The language model: Embedding → layer stack → Linear decoder."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from lstm_sweep.cells import State
+from lstm_sweep.errors import ConfigError
+from lstm_sweep.stack import build_stack
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int = 1,
+                 cell: str = "one", dropout: float = 0.0, init: str = "linear",
+                 tie_weights: bool = False, decoder_bias: bool = True,
+                 decoder_bias_init: float | None = None, impl: str = "fast"):
+        super().__init__()
+        if tie_weights and embedding_size != hidden_size:
+            raise ConfigError(f"model.tie_weights=true needs model.embedding_size == model.hidden_size "
+                              f"(got {embedding_size} and {hidden_size})")
+        if decoder_bias_init is not None and not isinstance(decoder_bias_init, (int, float)):
+            raise ConfigError(f"model.decoder_bias_init={decoder_bias_init!r} must be null or a number")
+        self.embedding = nn.Embedding(vocab_size, embedding_size)
+        self.rnn = build_stack(cell, embedding_size, hidden_size, num_layers, dropout, init, impl)
+        self.decoder = nn.Linear(hidden_size, vocab_size, bias=decoder_bias)
+        if tie_weights:
+            self.decoder.weight = self.embedding.weight  # one tensor, two uses
+        if decoder_bias and decoder_bias_init is not None:
+            nn.init.constant_(self.decoder.bias, decoder_bias_init)  # the course used ones
+
+    def forward(self, tokens: Tensor, state: list[State] | None = None,
+                last_only: bool = False) -> tuple[Tensor, list[State]]:
+        """tokens (B, T) → logits (B, T, V), or (B, V) for the last position only."""
+        x = self.embedding(tokens.T)  # time-major for the stack
+        out, state = self.rnn(x, state)
+        if last_only:
+            return self.decoder(out[-1]), state
+        return self.decoder(out).transpose(0, 1), state

@@ -1,0 +1,102 @@
+"""A stack of recurrent layers run over time and depth, for any registered cell.
+
+Input is time-major (T, B, E). Layer k's h sequence is layer k+1's input; dropout, when
+set, applies between layers and on the top output, never along time. States are one
+(h, c) pair per layer, each (B, H).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lstm_sweep.cells import CELLS, State, init_gate_parameters
+from lstm_sweep.errors import ConfigError
+from lstm_sweep.fast import lstm_layer
+
+CELL_CHOICES = (*CELLS, "torch")
+IMPLS = ("fast", "reference")
+
+
+def run_cell(cell: nn.Module, x: Tensor, state: State) -> tuple[Tensor, State]:
+    """Run one cell step by step over x (T, B, E); return its outputs (T, B, H) and last state."""
+    outputs = []
+    for x_t in x:
+        state = cell(x_t, state)
+        outputs.append(state[0])
+    return torch.stack(outputs), state
+
+
+class CellStack(nn.Module):
+    """N layers of one of our hand-written cells, run step by step (`reference`, the
+    definition) or a whole sequence at a time (`fast`, see fast.py)."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int,
+                 dropout: float = 0.0, init: str = "linear", impl: str = "fast"):
+        super().__init__()
+        self.impl = impl
+        cell_class = CELLS[cell]
+        self.layers = nn.ModuleList(
+            cell_class(input_size if k == 0 else hidden_size, hidden_size, init)
+            for k in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
+        final = []
+        for k, layer in enumerate(self.layers):
+            if k > 0:
+                x = self.dropout(x)
+            layer_state = state[k] if state is not None else layer.zero_state(x.shape[1], x)
+            if self.impl == "fast":
+                x, layer_state = lstm_layer(x, layer_state, *layer.packed_weights())
+            else:
+                x, layer_state = run_cell(layer, x, layer_state)
+            final.append(layer_state)
+        return self.dropout(x), final
+
+
+class TorchLSTMStack(nn.Module):
+    """torch.nn.LSTM behind CellStack's interface: the speed baseline, never an experiment cell."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int,
+                 dropout: float = 0.0, init: str = "linear"):
+        super().__init__()
+        self.hidden_size = hidden_size
+        # nn.LSTM's own dropout already acts between layers only, as ours does.
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        gates = []
+        for k in range(num_layers):
+            w_ih, w_hh = getattr(self.lstm, f"weight_ih_l{k}"), getattr(self.lstm, f"weight_hh_l{k}")
+            b_ih, b_hh = getattr(self.lstm, f"bias_ih_l{k}"), getattr(self.lstm, f"bias_hh_l{k}")
+            # Row blocks i, f, g, o: the same gate matrices as model two, initialised alike.
+            for w, b in ((w_ih, b_ih), (w_hh, b_hh)):
+                gates += [(w[j * hidden_size:(j + 1) * hidden_size], b[j * hidden_size:(j + 1) * hidden_size], w.shape[1])
+                          for j in range(4)]
+        init_gate_parameters(gates, init, hidden_size)
+
+    def forward(self, x: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
+        packed = None
+        if state is not None:
+            packed = (torch.stack([h for h, _ in state]), torch.stack([c for _, c in state]))
+        out, (h, c) = self.lstm(x, packed)
+        return self.dropout(out), list(zip(h.unbind(0), c.unbind(0)))
+
+
+def build_stack(cell: str, input_size: int, hidden_size: int, num_layers: int,
+                dropout: float = 0.0, init: str = "linear", impl: str = "fast") -> nn.Module:
+    """The layer stack for `model.cell`; checks the sizes so errors name the config key."""
+    if cell not in CELL_CHOICES:
+        raise ConfigError(f"model.cell={cell!r} is not one of {', '.join(CELL_CHOICES)}")
+    if impl not in IMPLS:
+        raise ConfigError(f"model.impl={impl!r} is not one of {', '.join(IMPLS)}")
+    for key, value in (("model.embedding_size", input_size), ("model.hidden_size", hidden_size),
+                       ("model.num_layers", num_layers)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key}={value!r} must be an integer >= 1")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model.dropout={dropout!r} must be in [0, 1)")
+    if cell == "torch":
+        return TorchLSTMStack(input_size, hidden_size, num_layers, dropout, init)
+    return CellStack(cell, input_size, hidden_size, num_layers, dropout, init, impl)

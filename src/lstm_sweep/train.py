@@ -1,0 +1,147 @@
+"""`lstm-train`: one run — fit, test, and leave everything in the run's folder.
+
+The run's folder (Hydra's output dir) ends up holding `.hydra/` (the composed config),
+`train.log`, the TensorBoard event file, `checkpoints/`, `vocab.json` and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from lstm_sweep.data import LMDataModule
+from lstm_sweep.errors import ConfigError, LstmSweepError
+from lstm_sweep.lightning_module import LitLanguageModel
+
+log = logging.getLogger(__name__)
+
+OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
+
+TEST_CHECKPOINTS = ("last", "best")
+HPARAM_METRICS = ("test/ppl", "test/loss", "val/ppl", "val/loss", "train/ppl", "data/oracle_ppl")
+
+
+def train(cfg: DictConfig, run_dir: str | Path) -> dict:
+    """Run one config in `run_dir`; return the final metrics (also written to metrics.json)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").exists():
+        raise ConfigError(f"{run_dir} already holds a finished run (metrics.json); "
+                          "choose another hydra.run.dir")
+    t = cfg.trainer
+    if t.test_checkpoint not in TEST_CHECKPOINTS:
+        raise ConfigError(f"trainer.test_checkpoint={t.test_checkpoint!r} is not one of "
+                          f"{', '.join(TEST_CHECKPOINTS)}")
+    if t.threads is not None:
+        torch.set_num_threads(t.threads)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    config = OmegaConf.to_container(cfg, resolve=True)
+
+    datamodule = LMDataModule(cfg.data, seed=cfg.seed)
+    datamodule.setup()
+    module = LitLanguageModel(config, vocab_size=len(datamodule.vocab))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    datamodule.vocab.save(run_dir / "vocab.json")
+    log.info("corpus: %s", ", ".join(f"{s} {st.tokens} tokens / {st.examples} examples"
+                                      for s, st in datamodule.stats.items()))
+    log.info("model: %s, %d parameters", cfg.model.cell, sum(p.numel() for p in module.parameters()))
+
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-epoch{epoch}",
+                                 auto_insert_metric_name=False, monitor="val/ppl", mode="min",
+                                 save_top_k=1, save_last=True)
+    trainer = pl.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val, gradient_clip_algorithm=t.gradient_clip_algorithm,
+        deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches, enable_progress_bar=t.progress_bar,
+        num_sanity_val_steps=0, logger=logger, callbacks=[checkpoint], default_root_dir=str(run_dir),
+        enable_model_summary=False)
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # Batches are tensor slices made in the main process; worker processes would only add cost.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(module, datamodule=datamodule)
+        trainer.test(module, datamodule=datamodule, ckpt_path=t.test_checkpoint, verbose=False)
+    metrics = final_metrics(module, trainer.global_step, time.perf_counter() - start)
+    write_hparams(logger, config, metrics)
+    write_json(run_dir / "metrics.json", metrics)
+    log.info("test/ppl %.3f  test/loss %.6f  (%s)", metrics["test/ppl"], metrics["test/loss"], run_dir)
+    return metrics
+
+
+def final_metrics(module: LitLanguageModel, steps: int, seconds: float) -> dict:
+    """The run's final numbers, as the module logged them."""
+    logged, val_history = module.last_logged, module.val_history
+    best_epoch = min(range(len(val_history)), key=val_history.__getitem__) if val_history else None
+    tokens_per_sec = module.tokens_per_sec
+    metrics = {
+        # train/loss is logged per step; the epoch's token-weighted mean is log(train/ppl).
+        "train/loss": math.log(logged["train/ppl"]) if "train/ppl" in logged else None,
+        **{k: logged.get(k) for k in ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl")},
+        "best_val/ppl": val_history[best_epoch] if best_epoch is not None else None,
+        "best_val/epoch": best_epoch,
+        "epochs": len(val_history),
+        "steps": steps,
+        "perf/train_tokens_per_sec": sum(tokens_per_sec) / len(tokens_per_sec) if tokens_per_sec else None,
+        "wall_time_sec": seconds,
+    }
+    if "data/oracle_ppl" in logged:
+        metrics["data/oracle_ppl"] = logged["data/oracle_ppl"]
+    return metrics
+
+
+def write_hparams(logger: TensorBoardLogger, config: dict, metrics: dict) -> None:
+    """One HPARAMS row per run: the flattened config, linked to the scalars already logged.
+
+    Written once, at the end, so the row's metric columns exist; the metric values are the
+    logged scalars themselves (the summary names their tags), not a second copy.
+    """
+    from torch.utils.tensorboard.summary import hparams
+
+    flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten(config).items()}
+    metric_tags = {k: 0.0 for k in HPARAM_METRICS if metrics.get(k) is not None}
+    writer = logger.experiment._get_file_writer()
+    for summary in hparams(flat, metric_tags):
+        writer.add_summary(summary)
+    logger.experiment.flush()
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://lstm_sweep.conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        train(cfg, HydraConfig.get().runtime.output_dir)
+    except LstmSweepError as err:
+        log.error("%s", err)  # to stderr and the run's train.log
+        sys.exit(1)

@@ -1,0 +1,101 @@
+"""The fast path (`model.impl=fast`) against the step-wise cells, for both of its kernels."""
+
+import pytest
+import torch
+
+from lstm_sweep import fast
+from lstm_sweep.stack import CellStack
+
+T, B, E, H = 7, 3, 6, 5  # H = 5 is not a multiple of any vector width: the tails run too
+
+
+@pytest.fixture(params=["compiled", "python"])
+def kernels(request, monkeypatch):
+    """Run the test with the compiled kernels, then with their pure-PyTorch twin."""
+    if request.param == "python":
+        monkeypatch.setattr(fast, "load_kernels", lambda: None)
+    else:
+        assert fast.load_kernels() is not None, "the C++ kernels did not compile on this machine"
+    return request.param
+
+
+def pair(cell, num_layers, dtype, seed=0):
+    torch.manual_seed(seed)
+    reference = CellStack(cell, E, H, num_layers, impl="reference").to(dtype)
+    fast_stack = CellStack(cell, E, H, num_layers, impl="fast").to(dtype)
+    fast_stack.load_state_dict(reference.state_dict())
+    return reference, fast_stack
+
+
+def run(stack, x, states, g_out, g_states):
+    x = x.clone().requires_grad_()
+    states = None if states is None else [(h.clone().requires_grad_(), c.clone().requires_grad_())
+                                          for h, c in states]
+    out, finals = stack(x, states)
+    loss = (out * g_out).sum() + sum((h * gh).sum() + (c * gc).sum() for (h, c), (gh, gc) in zip(finals, g_states))
+    loss.backward()
+    grads = {"x": x.grad, **{n: p.grad for n, p in stack.named_parameters()}}
+    if states is not None:
+        for k, (h, c) in enumerate(states):
+            grads[f"h0_{k}"], grads[f"c0_{k}"] = h.grad, c.grad
+    return out, finals, grads
+
+
+def problem(num_layers, dtype, with_state):
+    g = torch.Generator().manual_seed(1)
+    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype)  # noqa: E731
+    states = [(rand(B, H), rand(B, H)) for _ in range(num_layers)] if with_state else None
+    return rand(T, B, E), states, rand(T, B, H), [(rand(B, H), rand(B, H)) for _ in range(num_layers)]
+
+
+@pytest.mark.parametrize("with_state", [True, False])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("cell", ["one", "two"])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_fast_matches_reference(kernels, cell, num_layers, with_state, dtype, tol):
+    reference, fast_stack = pair(cell, num_layers, dtype)
+    args = problem(num_layers, dtype, with_state)
+    out_r, finals_r, grads_r = run(reference, *args)
+    out_f, finals_f, grads_f = run(fast_stack, *args)
+
+    def close(a, b):  # absolute in float64, relative to the tensor's scale in float32
+        scale = 1.0 if dtype == torch.float64 else max(1.0, b.abs().max().item())
+        return (a - b).abs().max().item() <= tol * scale
+
+    assert close(out_f, out_r)
+    for (h_f, c_f), (h_r, c_r) in zip(finals_f, finals_r):
+        assert close(h_f, h_r) and close(c_f, c_r)
+    assert grads_f.keys() == grads_r.keys()
+    for name in grads_r:
+        assert close(grads_f[name], grads_r[name]), name
+
+
+@pytest.mark.parametrize("cell", ["one", "two"])
+def test_evaluation_skips_the_backward_state_and_gives_the_same_numbers(kernels, cell):
+    reference, fast_stack = pair(cell, 2, torch.float64)
+    x, states, _, _ = problem(2, torch.float64, with_state=True)
+    with torch.no_grad():
+        out_r, finals_r = reference(x, states)
+        out_f, finals_f = fast_stack(x, states)
+    assert (out_f - out_r).abs().max() < 1e-12
+    assert all((a - b).abs().max() < 1e-12 for fr, ff in zip(finals_r, finals_f) for a, b in zip(fr, ff))
+
+
+def test_layer_function_gradcheck(kernels):
+    g = torch.Generator().manual_seed(2)
+    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    Tn, Bn, En, Hn = 4, 2, 3, 3
+    inputs = (rand(Tn, Bn, En), rand(Bn, Hn), rand(Bn, Hn), rand(4 * Hn, En), rand(4 * Hn, Hn), rand(4 * Hn))
+    assert torch.autograd.gradcheck(fast.LSTMLayerFunction.apply, inputs)
+
+
+@pytest.mark.parametrize("cell", ["one", "two"])
+def test_fast_stack_gradcheck_through_the_cells_own_parameters(kernels, cell):
+    from test_cells import functional
+
+    torch.manual_seed(3)
+    stack = CellStack(cell, 3, 2, 2, impl="fast").double()
+    fn, params = functional(stack)
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    states = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    assert torch.autograd.gradcheck(fn, (x, *states, *params))

@@ -1,0 +1,179 @@
+"""One run end to end: what it leaves behind, that it reproduces, and how it fails."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lstm_sweep.data import LMDataModule
+from lstm_sweep.errors import ConfigError, DataError, DivergenceError
+from lstm_sweep.lightning_module import LitLanguageModel
+from lstm_sweep.train import train
+
+from conftest import SHARED_DATA, TINY, write_corpus
+
+LSTM_TRAIN = str(Path(sys.executable).parent / "lstm-train")
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(make_cfg, tmp_path):
+    a = train(make_cfg("seed=3"), tmp_path / "a")
+    b = train(make_cfg("seed=3"), tmp_path / "b")
+    c = train(make_cfg("seed=4"), tmp_path / "c")
+    assert a["test/loss"] == b["test/loss"] and a["val/ppl"] == b["val/ppl"]
+    assert a["test/loss"] != c["test/loss"]
+
+
+@pytest.mark.parametrize("cell", ["one", "two", "torch"])
+def test_every_cell_trains_and_logs_the_synthetic_oracle(make_cfg, tmp_path, cell):
+    metrics = train(make_cfg(f"model.cell={cell}", "model.num_layers=2", "trainer.max_epochs=1"), tmp_path)
+    assert metrics["data/oracle_ppl"] < metrics["test/ppl"] < 200  # learned, not past the oracle
+    assert math.isclose(metrics["test/ppl"], math.exp(metrics["test/loss"]))
+
+
+def evaluate_by_hand(checkpoint: Path, datamodule: LMDataModule, split: str) -> float:
+    """Mean NLL over a split, one window at a time in float64: the definition of test/loss."""
+    module = LitLanguageModel.load_from_checkpoint(checkpoint, map_location="cpu")
+    model = module.model.double().eval()
+    inputs, targets = datamodule.tensors[split]
+    with torch.no_grad():
+        logits, _ = model(inputs, last_only=True)
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="mean").item()
+
+
+@pytest.mark.parametrize("which", ["last", "best"])
+def test_test_loss_is_the_token_weighted_mean_nll_of_the_chosen_checkpoint(make_cfg, tmp_path, which):
+    cfg = make_cfg(f"trainer.test_checkpoint={which}", "trainer.max_epochs=3", "data.eval_batch_size=7")
+    metrics = train(cfg, tmp_path)
+    datamodule = LMDataModule(cfg.data, seed=cfg.seed)
+    datamodule.setup()
+    checkpoints = tmp_path / "checkpoints"
+    chosen = checkpoints / "last.ckpt" if which == "last" else next(checkpoints.glob("best-*.ckpt"))
+    assert abs(evaluate_by_hand(chosen, datamodule, "test") - metrics["test/loss"]) < 1e-5
+    if which == "best":
+        assert chosen.name == f"best-epoch{metrics['best_val/epoch']}.ckpt"
+
+
+def test_cli_run_folder_holds_config_events_checkpoints_and_metrics(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    # From an unrelated working directory: the configs ship inside the package.
+    proc = subprocess.run([LSTM_TRAIN, *TINY, f"data.cache_dir={cache_dir}", "model.cell=two",
+                           f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "vocab.json",
+                 "checkpoints/last.ckpt", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["best_val/epoch"] in (0, 1)
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl", "lr",
+            "perf/train_tokens_per_sec", "data/oracle_ppl"} <= tags
+    assert "hp_metric" not in tags
+    assert len(events.Scalars("val/ppl")) == 2 and len(events.Scalars("train/loss")) > 2
+    assert events.Scalars("test/ppl")[-1].value == pytest.approx(metrics["test/ppl"], rel=1e-6)
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+
+
+def test_cli_bad_config_is_one_clear_line_and_exit_status_1(tmp_path, cache_dir):
+    proc = subprocess.run([LSTM_TRAIN, *TINY, f"data.cache_dir={cache_dir}", "model.cell=three",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "model.cell='three' is not one of one, two, torch" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("overrides,error,message", [
+    (["optim.name=rmsprop"], ConfigError, "optim.name='rmsprop' is not one of adam, sgd"),
+    (["optim.lr=nan"], ConfigError, "optim.lr=nan must be a finite number > 0"),
+    (["optim=sgd", "optim.momentum=-0.5"], ConfigError, "optim.momentum=-0.5 must be a finite number >= 0"),
+    (["model.init=xavier"], ConfigError, "model.init='xavier' is not one of linear, uniform, normal"),
+    (["model.num_layers=0"], ConfigError, "model.num_layers=0 must be an integer >= 1"),
+    (["data.batch_size=0"], ConfigError, "data.batch_size=0 must be an integer >= 1"),
+    (["trainer.test_checkpoint=first"], ConfigError, "trainer.test_checkpoint='first' is not one of last, best"),
+    (["model.tie_weights=true", "model.hidden_size=8"], ConfigError,
+     r"model.tie_weights=true needs model.embedding_size == model.hidden_size \(got 16 and 8\)"),
+    (["data=text"], ConfigError, "data.root is required for data=text"),
+])
+def test_bad_config_names_the_key(make_cfg, tmp_path, overrides, error, message):
+    with pytest.raises(error, match=message):
+        train(make_cfg(*overrides), tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_missing_corpus_names_the_path(make_cfg, tmp_path):
+    with pytest.raises(DataError, match=f"corpus folder {tmp_path / 'nowhere'} does not exist"):
+        train(make_cfg("data=text", f"data.root={tmp_path / 'nowhere'}"), tmp_path / "run")
+
+
+def test_text_corpus_with_an_empty_split_names_the_file(make_cfg, tmp_path):
+    root = write_corpus(tmp_path / "corpus", "a b c\n", test="")
+    with pytest.raises(DataError, match=f"{root / 'test.txt'} is empty"):
+        train(make_cfg("data=text", f"data.root={root}"), tmp_path / "run")
+
+
+def test_nan_loss_at_the_first_step_stops_the_run(make_cfg, tmp_path):
+    with pytest.raises(DivergenceError, match=r"training loss became nan at step 0 \(epoch 0, batch 0\)"):
+        train(make_cfg("model.decoder_bias_init=nan"), tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def poison_weights_after(monkeypatch, batch: int) -> None:
+    """Make the decoder NaN right after training batch `batch` of the first epoch."""
+    original = LitLanguageModel.on_train_batch_end
+
+    def poisoned(self, outputs, batch_, batch_idx):
+        original(self, outputs, batch_, batch_idx)
+        if self.current_epoch == 0 and batch_idx == batch:
+            with torch.no_grad():
+                self.model.decoder.bias.fill_(float("nan"))
+
+    monkeypatch.setattr(LitLanguageModel, "on_train_batch_end", poisoned)
+
+
+def test_loss_turning_nan_mid_epoch_names_that_step(make_cfg, tmp_path, monkeypatch):
+    poison_weights_after(monkeypatch, batch=4)
+    with pytest.raises(DivergenceError, match=r"training loss became nan at step 5 \(epoch 0, batch 5\)"):
+        train(make_cfg(), tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_validation_loss_turning_nan_names_the_epoch(make_cfg, tmp_path, monkeypatch):
+    poison_weights_after(monkeypatch, batch=3)
+    with pytest.raises(DivergenceError, match=r"validation loss became nan after epoch 0 \(step 4\)"):
+        train(make_cfg("trainer.limit_train_batches=4"), tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_finished_run_is_never_overwritten(make_cfg, tmp_path):
+    train(make_cfg("trainer.max_epochs=1"), tmp_path)
+    before = (tmp_path / "metrics.json").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        train(make_cfg("trainer.max_epochs=1"), tmp_path)
+    assert (tmp_path / "metrics.json").read_bytes() == before
+
+
+def test_report2021_experiment_is_the_course_setting(make_cfg):
+    cfg = make_cfg("+experiment=report2021", f"data.root={SHARED_DATA / 'penn_small'}", tiny=False)
+    assert cfg.data.name == "penn_small" and cfg.data.protocol == "window"
+    assert (cfg.data.n_step, cfg.data.batch_size, cfg.data.unk_token) == (5, 128, "<unk_word>")
+    assert (cfg.model.embedding_size, cfg.model.hidden_size, cfg.model.init) == (256, 256, "linear")
+    assert cfg.model.decoder_bias_init == 1.0
+    assert (cfg.optim.name, cfg.optim.lr, cfg.trainer.max_epochs) == ("adam", 0.0005, 5)
+    assert cfg.trainer.test_checkpoint == "last"
+
+
+def test_penn_small_trains_with_the_course_vocabulary(make_cfg, tmp_path):
+    cfg = make_cfg("+experiment=report2021", f"data.root={SHARED_DATA / 'penn_small'}",
+                   "model.embedding_size=16", "model.hidden_size=16", "trainer.max_epochs=1",
+                   "trainer.limit_train_batches=5", "trainer.progress_bar=false", tiny=False)
+    metrics = train(cfg, tmp_path)
+    vocab = json.loads((tmp_path / "vocab.json").read_text())
+    assert len(vocab["itos"]) == 7611 + 4 and vocab["unk"] == "<unk_word>"
+    assert metrics["test/ppl"] > 0 and "data/oracle_ppl" not in metrics
