@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lstm_sweep import fast
+from lstm_sweep.cells import ModelOneCell, ModelTwoCell
 from lstm_sweep.stack import CellStack
 
 T, B, E, H = 7, 3, 6, 5  # H = 5 is not a multiple of any vector width: the tails run too
@@ -81,21 +82,41 @@ def test_evaluation_skips_the_backward_state_and_gives_the_same_numbers(kernels,
     assert all((a - b).abs().max() < 1e-12 for fr, ff in zip(finals_r, finals_f) for a, b in zip(fr, ff))
 
 
-def test_layer_function_gradcheck(kernels):
-    g = torch.Generator().manual_seed(2)
-    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)  # noqa: E731
-    Tn, Bn, En, Hn = 4, 2, 3, 3
-    inputs = (rand(Tn, Bn, En), rand(Bn, Hn), rand(Bn, Hn), rand(4 * Hn, En), rand(4 * Hn, Hn), rand(4 * Hn))
-    assert torch.autograd.gradcheck(fast.LSTMLayerFunction.apply, inputs)
-
-
+@pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("cell", ["one", "two"])
-def test_fast_stack_gradcheck_through_the_cells_own_parameters(kernels, cell):
+def test_fast_gradcheck_through_the_cells_own_parameters(kernels, cell, num_layers):
     from test_cells import functional
 
     torch.manual_seed(3)
-    stack = CellStack(cell, 3, 2, 2, impl="fast").double()
+    stack = CellStack(cell, 3, 2, num_layers, impl="fast").double()
     fn, params = functional(stack)
     x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
-    states = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    states = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(2 * num_layers)]
     assert torch.autograd.gradcheck(fn, (x, *states, *params))
+
+
+@pytest.mark.parametrize("cell_class", [ModelOneCell, ModelTwoCell])
+def test_packing_keeps_the_cells_own_parameters(kernels, cell_class):
+    torch.manual_seed(4)
+    cell = cell_class(E, H)
+    before = {name: (p, p.detach().clone()) for name, p in cell.named_parameters()}
+    buffers = fast.packed_buffers(cell)
+    for name, p in cell.named_parameters():
+        assert p is before[name][0] and torch.equal(p, before[name][1])  # same objects, same values
+    assert sum(b.numel() for b in buffers) == sum(p.numel() for group in cell.packed_groups() for p in group)
+    first = cell.packed_groups()[0][0]
+    expected = first.detach() + 1.0
+    with torch.no_grad():  # an optimizer's in-place update is what the packed weights read
+        first.add_(1.0)
+    assert torch.equal(fast.packed_buffers(cell)[0][:H], expected)
+
+
+def test_packing_survives_a_dtype_change(kernels):
+    torch.manual_seed(5)
+    stack = CellStack("one", E, H, 1, impl="fast")
+    x = torch.randn(T, B, E)
+    out32, _ = stack(x)
+    stack.double()  # replaces every parameter's data: the buffers must follow
+    out64, _ = stack(x.double())
+    assert out64.dtype == torch.float64 and (out64.float() - out32).abs().max() < 1e-5
+    assert fast.packed_buffers(stack.layers[0])[0].dtype == torch.float64

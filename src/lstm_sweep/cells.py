@@ -48,11 +48,19 @@ class LSTMCellBase(nn.Module):
         """(weight, bias, fan_in) per gate matrix, for the initialisation rules."""
         raise NotImplementedError
 
-    def packed_weights(self) -> tuple[Tensor, Tensor, Tensor]:
-        """w_ih (4H, E), w_hh (4H, H), bias (4H), gate blocks i, f, g, o, for the fast path.
+    # The fast path (fast.py) keeps the gate matrices as row blocks of packed buffers and
+    # reads them as w_ih (4H, E) and w_hh (4H, H), gate blocks in the order i, f, g, o.
 
-        Built by differentiable concatenation: gradients flow back to the cell's parameters.
-        """
+    def packed_groups(self) -> list[list[nn.Parameter]]:
+        """The gate matrices, grouped by the buffer that holds them, each group in i, f, g, o order."""
+        raise NotImplementedError
+
+    def gate_weights(self, buffers: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """(w_ih, w_hh) as views of the packed buffers (or of gradients shaped like them)."""
+        raise NotImplementedError
+
+    def packed_bias(self) -> Tensor:
+        """The one bias per gate the fast path adds, (4H,), built differentiably from ours."""
         raise NotImplementedError
 
     def reset_parameters(self, init: str = "linear") -> None:
@@ -82,12 +90,15 @@ class ModelOneCell(LSTMCellBase):
         h = o * torch.tanh(c)
         return h, c
 
-    def packed_weights(self):
-        H = self.hidden_size
-        gates = (self.W_i, self.W_f, self.W_c, self.W_o)  # z = [h, x]: columns :H act on h
-        w_ih = torch.cat([W[:, H:] for W in gates])
-        w_hh = torch.cat([W[:, :H] for W in gates])
-        return w_ih, w_hh, torch.cat([self.b_i, self.b_f, self.b_c, self.b_o])
+    def packed_groups(self):
+        return [[self.W_i, self.W_f, self.W_c, self.W_o]]  # one (4H, H+E) matrix
+
+    def gate_weights(self, buffers):
+        (w,) = buffers
+        return w[:, self.hidden_size:], w[:, :self.hidden_size]  # z = [h, x]: h's columns first
+
+    def packed_bias(self):
+        return torch.cat([self.b_i, self.b_f, self.b_c, self.b_o])
 
     def gate_parameters(self):
         z_size = self.hidden_size + self.input_size
@@ -116,12 +127,16 @@ class ModelTwoCell(LSTMCellBase):
         h = o * torch.tanh(c)
         return h, c
 
-    def packed_weights(self):
-        w_ih = torch.cat([self.W_ii, self.W_if, self.W_ig, self.W_io])
-        w_hh = torch.cat([self.W_hi, self.W_hf, self.W_hg, self.W_ho])
-        bias = torch.cat([self.b_ii, self.b_if, self.b_ig, self.b_io]) + torch.cat(
-            [self.b_hi, self.b_hf, self.b_hg, self.b_ho])
-        return w_ih, w_hh, bias
+    def packed_groups(self):
+        return [[self.W_ii, self.W_if, self.W_ig, self.W_io], [self.W_hi, self.W_hf, self.W_hg, self.W_ho]]
+
+    def gate_weights(self, buffers):
+        w_ih, w_hh = buffers
+        return w_ih, w_hh
+
+    def packed_bias(self):
+        return (torch.cat([self.b_ii, self.b_if, self.b_ig, self.b_io])
+                + torch.cat([self.b_hi, self.b_hf, self.b_hg, self.b_ho]))
 
     def gate_parameters(self):
         params = []

@@ -1,9 +1,11 @@
 """The sequence-level fast path for both hand-written cells (`model.impl=fast`).
 
-Each cell packs its own parameters into w_ih (4H, E), w_hh (4H, H) and one bias (4H) —
-gate blocks i, f, g, o — by differentiable concatenation, so gradients still reach the
-cell's own parameters and nothing about what is trained changes. `LSTMLayerFunction` then
-runs the whole sequence with a hand-derived BPTT backward:
+Each cell keeps its own parameters, names and initialisation; the fast path only stores
+its gate matrices as row blocks of packed buffers (as nn.LSTM's `flatten_parameters` does
+for cuDNN) and reads them as w_ih (4H, E) and w_hh (4H, H), gate blocks i, f, g, o — model
+one's as the two column blocks of one (4H, H+E) matrix. Nothing is copied per step, and
+the backward pass hands each parameter its row block of the packed gradient.
+`LSTMLayerFunction` runs the whole sequence with a hand-derived BPTT backward:
 
 - the input projection for all T steps is one GEMM;
 - each step is one recurrent GEMM and one fused pass over the gates;
@@ -58,8 +60,8 @@ def forward_python(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor
     return [out, h.clone(), c.clone(), gates, cells]
 
 
-def backward_python(d_out, d_hT, d_cT, x, h0, c0, w_ih, w_hh, out, gates, cells) -> list[Tensor]:
-    """The kernel's BPTT backward in PyTorch ops: {dx, dh0, dc0, dw_ih, dw_hh, dbias}."""
+def backward_python(d_out, d_hT, d_cT, x, h0, c0, w_ih, w_hh, out, gates, cells, dw_ih, dw_hh) -> list[Tensor]:
+    """The kernel's BPTT backward in PyTorch ops: fills dw_ih, dw_hh; returns {dx, dh0, dc0, dbias}."""
     T, B, E = x.shape
     H = h0.shape[1]
     dgates = torch.empty_like(gates)
@@ -79,10 +81,10 @@ def backward_python(d_out, d_hT, d_cT, x, h0, c0, w_ih, w_hh, out, gates, cells)
         dh = dgates[t] @ w_hh
     dg_flat = dgates.view(T * B, 4 * H)
     dx = (dg_flat @ w_ih).view(T, B, E)
-    dw_ih = dg_flat.t() @ x.reshape(T * B, E)
+    dw_ih.copy_(dg_flat.t() @ x.reshape(T * B, E))
     h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]).view(T * B, H)
-    dw_hh = dg_flat.t() @ h_prev
-    return [dx, dh, dc, dw_ih, dw_hh, dg_flat.sum(0)]
+    dw_hh.copy_(dg_flat.t() @ h_prev)
+    return [dx, dh, dc, dg_flat.sum(0)]
 
 
 # --------------------------------------------------------------------------- compiled kernels
@@ -137,35 +139,81 @@ def _ops_for(x: Tensor):
     return kernels.lstm_forward, kernels.lstm_backward
 
 
+# --------------------------------------------------------------------------- packed weights
+
+def packed_buffers(cell) -> list[Tensor]:
+    """The buffers holding `cell`'s gate matrices as row blocks, (re)built when needed.
+
+    The parameters stay the cell's own nn.Parameters; only their storage moves into the
+    buffers. Anything that replaces a parameter's data (`.to(dtype)`, unpickling) is
+    noticed here and the buffers are rebuilt from the parameters' current values.
+    """
+    groups = cell.packed_groups()
+    buffers = cell.__dict__.get("_packed_buffers")
+    if buffers is None or not _still_packed(buffers, groups):
+        buffers = []
+        with torch.no_grad():
+            for group in groups:
+                buffer = torch.cat([p.detach() for p in group])
+                for p, block in zip(group, buffer.split([q.shape[0] for q in group])):
+                    p.data = block
+                buffers.append(buffer)
+        cell.__dict__["_packed_buffers"] = buffers  # not a module buffer: no second copy in state_dict
+    return buffers
+
+
+def _still_packed(buffers: list[Tensor], groups) -> bool:
+    for buffer, group in zip(buffers, groups):
+        row = 0
+        for p in group:
+            block = buffer[row:row + p.shape[0]]
+            if (p.data_ptr() != block.data_ptr() or p.dtype != buffer.dtype or p.device != buffer.device
+                    or p.shape != block.shape or not p.is_contiguous()):
+                return False
+            row += p.shape[0]
+    return True
+
+
 # --------------------------------------------------------------------------- autograd
 
 class LSTMLayerFunction(torch.autograd.Function):
-    """One LSTM layer over a sequence: (x, h0, c0, w_ih, w_hh, bias) → (out, h_T, c_T)."""
+    """One LSTM layer over a sequence.
+
+    Inputs: x (T, B, E), h0, c0, bias (4H), the cell, its packed buffers, then the gate
+    matrices themselves (row blocks of the buffers) so that autograd hands them their
+    gradients. Outputs: out (T, B, H), h_T, c_T.
+    """
 
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, bias):
+    def forward(ctx, x, h0, c0, bias, cell, buffers, *weights):
+        w_ih, w_hh = cell.gate_weights(buffers)
         forward, backward = _ops_for(x)
         out, h_T, c_T, gates, cells = forward(x, h0, c0, w_ih, w_hh, bias, True)
-        ctx.backward_op = backward
+        ctx.cell, ctx.buffers, ctx.backward_op = cell, buffers, backward
+        ctx.block_rows = [[w.shape[0] for w in group] for group in cell.packed_groups()]
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out, gates, cells)
         return out, h_T, c_T
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
         x, h0, c0, w_ih, w_hh, out, gates, cells = ctx.saved_tensors
-        dx, dh0, dc0, dw_ih, dw_hh, dbias = ctx.backward_op(
-            d_out.contiguous(), d_hT.contiguous(), d_cT.contiguous(), x, h0, c0, w_ih, w_hh, out, gates, cells)
-        return dx, dh0, dc0, dw_ih, dw_hh, dbias
+        grad_buffers = [torch.empty_like(b) for b in ctx.buffers]
+        dw_ih, dw_hh = ctx.cell.gate_weights(grad_buffers)
+        dx, dh0, dc0, dbias = ctx.backward_op(d_out.contiguous(), d_hT.contiguous(), d_cT.contiguous(),
+                                              x, h0, c0, w_ih, w_hh, out, gates, cells, dw_ih, dw_hh)
+        weight_grads = [g for grad, rows in zip(grad_buffers, ctx.block_rows) for g in grad.split(rows)]
+        return (dx, dh0, dc0, dbias, None, None, *weight_grads)
 
 
-def lstm_layer(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
-               bias: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """Run one packed LSTM layer over x (T, B, E); returns (out (T, B, H), (h_T, c_T))."""
-    h0, c0 = state
-    args = [t.contiguous() for t in (x, h0, c0, w_ih, w_hh, bias)]
-    if torch.is_grad_enabled() and any(t.requires_grad for t in args):
-        out, h, c = LSTMLayerFunction.apply(*args)
+def lstm_layer(cell, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """Run `cell` over x (T, B, E) from `state`; returns (out (T, B, H), (h_T, c_T))."""
+    buffers = packed_buffers(cell)
+    bias = cell.packed_bias()
+    x, h0, c0 = x.contiguous(), state[0].contiguous(), state[1].contiguous()
+    weights = [w for group in cell.packed_groups() for w in group]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, h0, c0, bias, *weights)):
+        out, h, c = LSTMLayerFunction.apply(x, h0, c0, bias, cell, buffers, *weights)
     else:  # evaluation: nothing is stored for a backward pass
         forward, _ = _ops_for(x)
-        out, h, c, _, _ = forward(*args, False)
+        out, h, c, _, _ = forward(x, h0, c0, *cell.gate_weights(buffers), bias, False)
     return out, (h, c)

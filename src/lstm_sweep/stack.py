@@ -49,7 +49,7 @@ class CellStack(nn.Module):
                 x = self.dropout(x)
             layer_state = state[k] if state is not None else layer.zero_state(x.shape[1], x)
             if self.impl == "fast":
-                x, layer_state = lstm_layer(x, layer_state, *layer.packed_weights())
+                x, layer_state = lstm_layer(layer, x, layer_state)
             else:
                 x, layer_state = run_cell(layer, x, layer_state)
             final.append(layer_state)
