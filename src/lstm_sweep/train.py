@@ -1,7 +1,12 @@
 """`lstm-train`: one run — fit, test, and leave everything in the run's folder.
 
 The run's folder (Hydra's output dir) ends up holding `.hydra/` (the composed config),
-`train.log`, the TensorBoard event file, `checkpoints/`, `vocab.json` and `metrics.json`.
+`train.log`, the TensorBoard event file, `checkpoints/`, `vocab.json`, `metrics.json` and
+`status.json` (running, finished or failed, with the error).
+
+Under a multirun (`lstm-train -m`, `lstm-sweep`) a run that fails is recorded as failed
+and the sweep goes on; a run whose folder already holds a finished run is skipped, and
+the leftovers of an interrupted one are moved into `attempts/` before it starts again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -31,6 +37,32 @@ log = logging.getLogger(__name__)
 
 OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
 
+# Short names for a run's folder: `cell=one,layers=2,seed=3` rather than Hydra's
+# `model.cell=one,model.num_layers=2,seed=3`; other keys lose their group prefix unless
+# two of them would then read alike.
+SHORT_KEYS = {"model.cell": "cell", "model.num_layers": "layers"}
+GROUP_PREFIXES = ("model.", "data.", "optim.", "trainer.")
+
+
+def run_name(override_dirname: str) -> str:
+    """A sweep run's folder name from Hydra's override_dirname (`k=v,k=v`, sorted by key)."""
+    if not override_dirname:
+        return "run"
+    items = [item.split("=", 1) for item in override_dirname.split(",") if "=" in item]
+
+    def short(key: str) -> str:
+        key = key.lstrip("+~")
+        if key in SHORT_KEYS:
+            return SHORT_KEYS[key]
+        return key.split(".", 1)[1] if key.startswith(GROUP_PREFIXES) else key
+
+    shorts = [short(k) for k, _ in items]
+    names = [s if shorts.count(s) == 1 else k.lstrip("+~") for (k, _), s in zip(items, shorts)]
+    return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
+
+
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+
 TEST_CHECKPOINTS = ("last", "best")
 HPARAM_METRICS = ("test/ppl", "test/loss", "val/ppl", "val/loss", "train/ppl", "data/oracle_ppl")
 
@@ -38,15 +70,14 @@ HPARAM_METRICS = ("test/ppl", "test/loss", "val/ppl", "val/loss", "train/ppl", "
 def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Run one config in `run_dir`; return the final metrics (also written to metrics.json)."""
     run_dir = Path(run_dir)
-    if (run_dir / "metrics.json").exists():
-        raise ConfigError(f"{run_dir} already holds a finished run (metrics.json); "
-                          "choose another hydra.run.dir")
+    refuse_finished(run_dir)
     t = cfg.trainer
     if t.test_checkpoint not in TEST_CHECKPOINTS:
         raise ConfigError(f"trainer.test_checkpoint={t.test_checkpoint!r} is not one of "
                           f"{', '.join(TEST_CHECKPOINTS)}")
-    if t.threads is not None:
-        torch.set_num_threads(t.threads)
+    threads = torch_threads(t.threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     config = OmegaConf.to_container(cfg, resolve=True)
 
@@ -57,7 +88,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     datamodule.vocab.save(run_dir / "vocab.json")
     log.info("corpus: %s", ", ".join(f"{s} {st.tokens} tokens / {st.examples} examples"
                                       for s, st in datamodule.stats.items()))
-    log.info("model: %s, %d parameters", cfg.model.cell, sum(p.numel() for p in module.parameters()))
+    log.info("model: %s (%s), %d parameters; %d torch threads", cfg.model.cell, cfg.model.impl,
+             sum(p.numel() for p in module.parameters()), torch.get_num_threads())
 
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-epoch{epoch}",
@@ -79,10 +111,34 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         trainer.fit(module, datamodule=datamodule)
         trainer.test(module, datamodule=datamodule, ckpt_path=t.test_checkpoint, verbose=False)
     metrics = final_metrics(module, trainer.global_step, time.perf_counter() - start)
+    logger.log_metrics({"perf/wall_time_sec": metrics["wall_time_sec"]}, step=trainer.global_step)
     write_hparams(logger, config, metrics)
     write_json(run_dir / "metrics.json", metrics)
     log.info("test/ppl %.3f  test/loss %.6f  (%s)", metrics["test/ppl"], metrics["test/loss"], run_dir)
     return metrics
+
+
+def torch_threads(configured: int | None) -> int | None:
+    """trainer.threads, or under the joblib launcher cores // jobs, so jobs × threads ≤ cores."""
+    if configured is not None:
+        if not isinstance(configured, int) or configured < 1:
+            raise ConfigError(f"trainer.threads={configured!r} must be null or an integer >= 1")
+        return configured
+    if not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs") or 1
+    jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 = all cores
+    return max(1, cores // jobs)
+
+
+def refuse_finished(run_dir: Path) -> None:
+    if (run_dir / "metrics.json").exists():
+        raise ConfigError(f"{run_dir} already holds a finished run (metrics.json); "
+                          "choose another hydra.run.dir")
 
 
 def final_metrics(module: LitLanguageModel, steps: int, seconds: float) -> dict:
@@ -114,7 +170,8 @@ def write_hparams(logger: TensorBoardLogger, config: dict, metrics: dict) -> Non
     """
     from torch.utils.tensorboard.summary import hparams
 
-    flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten(config).items()}
+    settings = {k: v for k, v in config.items() if k != "reference"}  # published numbers are no setting
+    flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten(settings).items()}
     metric_tags = {k: 0.0 for k in HPARAM_METRICS if metrics.get(k) is not None}
     writer = logger.experiment._get_file_writer()
     for summary in hparams(flat, metric_tags):
@@ -138,10 +195,57 @@ def write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def record_run(cfg: DictConfig, run_dir: Path) -> dict:
+    """train() with its outcome in status.json: running, then finished or failed (with the error)."""
+    refuse_finished(run_dir)  # before status.json, which belongs to that run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "status.json", {"status": "running"})
+    try:
+        metrics = train(cfg, run_dir)
+    except BaseException as err:
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        write_json(run_dir / "status.json", {"status": status, "error": f"{type(err).__name__}: {err}"})
+        raise
+    write_json(run_dir / "status.json", {"status": "finished"})
+    return metrics
+
+
+def archive_previous_attempt(run_dir: Path) -> None:
+    """Move an unfinished attempt's files into attempts/<n>/, so the new one starts clean."""
+    leftovers = [p for p in run_dir.iterdir() if p.name not in (".hydra", "train.log", "attempts")]
+    if not leftovers:
+        return
+    attempts = run_dir / "attempts"
+    target = attempts / str(len(list(attempts.glob("*"))) if attempts.exists() else 0)
+    target.mkdir(parents=True)
+    for path in leftovers:
+        path.rename(target / path.name)
+    log.info("moved the previous attempt's files to %s", target)
+
+
+def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """One job of a multirun: skip it if finished; record, never raise, a failure."""
+    if (run_dir / "metrics.json").exists():
+        log.info("%s already finished: skipped", run_dir.name)
+        return json.loads((run_dir / "metrics.json").read_text())
+    archive_previous_attempt(run_dir)
+    try:
+        return record_run(cfg, run_dir)
+    except Exception as err:  # noqa: BLE001 - a failed run must not stop the sweep
+        log.error("run %s failed: %s: %s", run_dir.name, type(err).__name__, err,
+                  exc_info=not isinstance(err, LstmSweepError))
+        return None
+
+
 @hydra.main(version_base="1.3", config_path="pkg://lstm_sweep.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        run_in_sweep(cfg, run_dir)
+        return
     try:
-        train(cfg, HydraConfig.get().runtime.output_dir)
+        record_run(cfg, run_dir)
     except LstmSweepError as err:
         log.error("%s", err)  # to stderr and the run's train.log
         sys.exit(1)

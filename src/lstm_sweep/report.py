@@ -1,0 +1,380 @@
+"""`lstm-aggregate SWEEP_DIR [--out DIR]`: a sweep's tables, statistics, figures and REPORT.md.
+
+Everything here is generated from the runs' logs (aggregate.py) — never edited by hand.
+Means are over finished runs only, and every mean shows its n. Tables are written as
+Markdown, CSV and LaTeX; figures as PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import os
+import platform
+import sys
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from lstm_sweep.aggregate import Sweep, read_sweep
+from lstm_sweep.errors import ConfigError
+from lstm_sweep.stats import ALPHA, describe, format_p, level_label, one_factor_comparisons
+from lstm_sweep.train import run_name
+
+log = logging.getLogger("lstm_sweep.report")
+
+REPORT_FILE = "report.json"  # which sweep a report folder was generated from
+
+
+# --------------------------------------------------------------------------- helpers
+
+def short(factor: str) -> str:
+    return run_name(f"{factor}=x").rsplit("=", 1)[0]
+
+
+def config_label(factors: list[str], values) -> str:
+    return ",".join(f"{short(f)}={v}" for f, v in zip(factors, values)) or "all"
+
+
+def write_table(table: pd.DataFrame, out: Path, stem: str, caption: str, index: bool = False) -> str:
+    """Write stem.md, stem.csv and stem.tex; return the Markdown."""
+    markdown = table.to_markdown(index=index, disable_numparse=True)
+    (out / f"{stem}.md").write_text(f"{caption}\n\n{markdown}\n")
+    table.to_csv(out / f"{stem}.csv", index=index)
+    latex = table.to_latex(index=index, caption=caption, label=f"tab:{stem}", escape=True)
+    (out / f"{stem}.tex").write_text(latex)
+    return markdown
+
+
+def mean_std(values, digits: int) -> str:
+    mean, std, n = describe(values)
+    if n == 0:
+        return "—"
+    spread = f" ± {std:.{digits}f}" if not math.isnan(std) else ""
+    return f"{mean:.{digits}f}{spread} (n={n})"
+
+
+def configurations(sweep: Sweep, runs: pd.DataFrame):
+    """(values tuple, runs) per configuration, in grid order."""
+    if not sweep.factors:
+        yield (), runs
+        return
+    for values, group in runs.groupby(sweep.factors, sort=False, dropna=False):
+        yield (values if isinstance(values, tuple) else (values,)), group
+
+
+# --------------------------------------------------------------------------- tables
+
+def per_configuration_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
+    """The course report's table per configuration: one row per seed, then Average and Std."""
+    sections = []
+    for values, group in configurations(sweep, sweep.finished):
+        label = config_label(sweep.factors, values)
+        rows = [{"Times": int(r["seed"]) if "seed" in group else i + 1,
+                 "The value of loss": f"{r['test/loss']:.6f}", "The value of ppl": f"{r['test/ppl']:.3f}"}
+                for i, (_, r) in enumerate(group.iterrows())]
+        loss_mean, loss_std, _ = describe(group["test/loss"])
+        ppl_mean, ppl_std, _ = describe(group["test/ppl"])
+        rows.append({"Times": "Average", "The value of loss": f"{loss_mean:.6f}", "The value of ppl": f"{ppl_mean:.3f}"})
+        rows.append({"Times": "Std", "The value of loss": f"{loss_std:.6f}", "The value of ppl": f"{ppl_std:.3f}"})
+        caption = (f"Test loss and perplexity of {label}, one row per seed (Times = seed); "
+                   f"Std is the sample standard deviation over n = {len(group)} runs.")
+        markdown = write_table(pd.DataFrame(rows), out, f"runs_{label}", caption)
+        sections.append((label, markdown))
+    return sections
+
+
+def summary_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
+    """Mean ± std (n) of test loss and ppl: rows = the last factor, columns = the one before it;
+    any further factors make separate tables."""
+    sections = []
+    finished = sweep.finished
+    factors = sweep.factors
+    row_f = factors[-1] if factors else None
+    col_f = factors[-2] if len(factors) >= 2 else None
+    outer = factors[:-2]
+    outer_groups = finished.groupby(outer, sort=False) if outer else [((), finished)]
+    for metric, digits, name in (("test/ppl", 3, "perplexity"), ("test/loss", 6, "loss")):
+        for outer_values, part in outer_groups:
+            outer_values = outer_values if isinstance(outer_values, tuple) else (outer_values,)
+            rows = list(dict.fromkeys(part[row_f])) if row_f else [None]
+            cols = list(dict.fromkeys(part[col_f])) if col_f else [None]
+            table = []
+            for r in rows:
+                entry = {short(row_f) if row_f else "": level_label(row_f, r) if row_f else "all runs"}
+                for c in cols:
+                    cell = part
+                    if row_f:
+                        cell = cell[cell[row_f] == r]
+                    if col_f:
+                        cell = cell[cell[col_f] == c]
+                    entry[level_label(col_f, c) if col_f else f"test {name}"] = mean_std(cell[metric], digits)
+                table.append(entry)
+            suffix = config_label(outer, outer_values) if outer else ""
+            stem = f"summary_test_{name}" + (f"_{suffix}" if suffix else "")
+            caption = (f"Mean test {name} ± sample std (n finished runs)"
+                       + (f", {suffix}" if suffix else "") + ".")
+            sections.append((caption, write_table(pd.DataFrame(table), out, stem, caption)))
+    return sections
+
+
+def statistics_table(sweep: Sweep, out: Path) -> tuple[str, list[str], list]:
+    comparisons = one_factor_comparisons(sweep.finished, sweep.factors, "test/ppl", "ppl")
+    rows = [{
+        "compared": f"{level_label(c.factor, c.b)} − {level_label(c.factor, c.a)}",
+        "where": config_label(list(c.context), c.context.values()) if c.context else "all",
+        "n": f"{c.n_b} / {c.n_a}",
+        "mean difference": f"{c.diff:+.3f}",
+        "95% CI": f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]" if not math.isnan(c.ci_low) else "—",
+        "Welch p": f"{c.p_welch:.2g}" if not math.isnan(c.p_welch) else "—",
+        "paired n": c.n_pairs,
+        "paired mean difference": f"{c.paired_diff:+.3f}" if not math.isnan(c.paired_diff) else "—",
+        "paired p": f"{c.p_paired:.2g}" if not math.isnan(c.p_paired) else "—",
+    } for c in comparisons]
+    verdicts = [f"{c.verdict}" + (f" (at {config_label(list(c.context), c.context.values())})" if c.context else "")
+                for c in comparisons]
+    if not rows:
+        return "", [], comparisons
+    caption = (f"Test perplexity, every pair of configurations that differ in one factor: mean difference "
+               f"with Welch's 95% confidence interval and p-value, and the paired-by-seed t-test.")
+    return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption), verdicts, comparisons
+
+
+# --------------------------------------------------------------------------- figures
+
+def figures(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    finished = sweep.finished
+    curves = sweep.epochs.merge(finished[["run", *sweep.factors]], on="run")
+    if len(curves):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for values, group in configurations(sweep, curves):
+            by_epoch = group.groupby("epoch")["val/ppl"].agg(["mean", "std", "count"])
+            label = config_label(sweep.factors, values)
+            ax.plot(by_epoch.index + 1, by_epoch["mean"], marker="o", label=f"{label} (n={by_epoch['count'].max()})")
+            ax.fill_between(by_epoch.index + 1, by_epoch["mean"] - by_epoch["std"].fillna(0),
+                            by_epoch["mean"] + by_epoch["std"].fillna(0), alpha=0.2)
+        ax.set(xlabel="epoch", ylabel="validation perplexity", title="Validation perplexity, mean ± 1 std over seeds")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "val_ppl.png", dpi=120)
+        plt.close(fig)
+        made.append(("Validation perplexity per epoch, mean over seeds with a ±1 std band", "val_ppl.png"))
+    if len(finished):
+        labels, means, stds = [], [], []
+        for values, group in configurations(sweep, finished):
+            mean, std, n = describe(group["test/ppl"])
+            labels.append(f"{config_label(sweep.factors, values)}\n(n={n})")
+            means.append(mean)
+            stds.append(0.0 if math.isnan(std) else std)
+        fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 4.5))
+        ax.bar(range(len(labels)), means, yerr=stds, capsize=6, color="tab:blue", alpha=0.8)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        low = min(m - s for m, s in zip(means, stds))
+        high = max(m + s for m, s in zip(means, stds))
+        ax.set_ylim(max(0.0, low - 0.3 * (high - low + 1e-9)), high + 0.15 * (high - low + 1e-9))
+        ax.set(ylabel="test perplexity", title="Test perplexity, mean ± 1 std over seeds")
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "test_ppl.png", dpi=120)
+        plt.close(fig)
+        made.append(("Test perplexity per configuration, mean with ±1 std error bars", "test_ppl.png"))
+    return made
+
+
+# --------------------------------------------------------------------------- reference
+
+def reference_section(sweep: Sweep, out: Path, comparisons) -> str:
+    """Compare with published means, if the experiment's config names them (`reference:`)."""
+    finished = sweep.finished
+    if not len(finished):
+        return ""
+    config = OmegaConf.load(Path(finished.iloc[0]["path"]) / ".hydra" / "config.yaml")
+    reference = OmegaConf.to_container(config.get("reference") or OmegaConf.create({}))
+    if not reference.get("results"):
+        return ""
+    lines = [f"Reference: {reference.get('source', 'published results')}.", ""]
+    rows = []
+    for entry in reference["results"]:
+        keys = [k for k in entry if not k.startswith("test/")]
+        part = finished
+        for key in keys:
+            if key in part:
+                part = part[part[key] == entry[key]]
+        mean, std, n = describe(part["test/ppl"])
+        ref = entry["test/ppl"]
+        half = math.nan
+        if n >= 2:
+            from scipy import stats as st
+            half = st.t.ppf(1 - ALPHA / 2, n - 1) * std / math.sqrt(n)
+        rows.append({
+            "configuration": ", ".join(level_label(k, entry[k]) for k in keys),
+            "reference test ppl": f"{ref:.3f}",
+            "ours (mean ± std, n)": mean_std(part["test/ppl"], 3),
+            "ours − reference": f"{mean - ref:+.3f} ({(mean - ref) / ref:+.1%})" if n else "—",
+            "reference inside our 95% CI": ("yes" if abs(mean - ref) <= half else "no") if n >= 2 else "—",
+            "reference test loss": f"{entry['test/loss']:.6f}" if "test/loss" in entry else "—",
+            "ours test loss": mean_std(part["test/loss"], 6),
+        })
+    lines.append(write_table(pd.DataFrame(rows), out, "reference_comparison",
+                             "Our means beside the reference's (test perplexity and loss)."))
+    within = [r for r in rows if r["ours − reference"] != "—"]
+    if within:
+        worst = max(abs(float(r["ours − reference"].split("(")[1].rstrip("%)"))) for r in within)
+        lines += ["", f"Largest relative gap: {worst:.1f}% "
+                      f"({'within' if worst <= 5 else 'outside'} the 5% target)."]
+    claims = reference.get("claims", [])
+    if claims:
+        lines += ["", "The reference's conclusions, tested on our runs (Welch's t-test, α = 0.05):", ""]
+        for claim in claims:
+            lines.append(f"- *{claim['text']}* — " + judge_claim(claim, comparisons))
+    notes = reference.get("notes", [])
+    if notes:
+        lines += ["", "Known differences between the reference's set-up and ours:", ""]
+        lines += [f"- {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def judge_claim(claim: dict, comparisons) -> str:
+    factor, better, worse = claim["factor"], claim["better"], claim["worse"]
+    found = []
+    for c in comparisons:
+        if c.factor != factor or {c.a, c.b} != {better, worse}:
+            continue
+        # diff is b - a; the claim holds if `worse` has the higher perplexity.
+        diff_worse_minus_better = c.diff if c.b == worse else -c.diff
+        where = config_label(list(c.context), c.context.values()) if c.context else "all runs"
+        if math.isnan(c.p_welch):
+            found.append(f"{where}: too few runs to test")
+        elif c.p_welch < ALPHA and diff_worse_minus_better > 0:
+            found.append(f"{where}: **holds** ({diff_worse_minus_better:+.1f} ppl, {format_p(c.p_welch)})")
+        elif c.p_welch < ALPHA:
+            found.append(f"{where}: **reversed** ({diff_worse_minus_better:+.1f} ppl, {format_p(c.p_welch)})")
+        else:
+            found.append(f"{where}: **not supported**, within seed noise "
+                         f"({diff_worse_minus_better:+.1f} ppl, {format_p(c.p_welch)})")
+    return "; ".join(found) if found else "not testable in this sweep"
+
+
+# --------------------------------------------------------------------------- REPORT.md
+
+def provenance(sweep: Sweep) -> list[str]:
+    import matplotlib
+    import pytorch_lightning
+    import scipy
+    import torch
+
+    lines = []
+    for start in sweep.info.get("starts", []):
+        lines.append(f"- `{start['command']}` — started {start['date']} on {start['machine']}; "
+                     + ", ".join(f"{k} {v}" for k, v in start.get("versions", {}).items()))
+    if not lines:
+        lines.append(f"- sweep folder `{sweep.folder}` (not started by lstm-sweep: no {sweep.folder / 'sweep.json'})")
+    lines.append(f"- report generated {dt.datetime.now().astimezone().isoformat(timespec='seconds')} on "
+                 f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs) with python "
+                 f"{platform.python_version()}, torch {torch.__version__}, pytorch_lightning "
+                 f"{pytorch_lightning.__version__}, pandas {pd.__version__}, scipy {scipy.__version__}, "
+                 f"matplotlib {matplotlib.__version__}")
+    return lines
+
+
+def run_counts(sweep: Sweep) -> str:
+    rows = []
+    for values, group in configurations(sweep, sweep.runs):
+        counts = group["status"].value_counts()
+        rows.append({"configuration": config_label(sweep.factors, values), "finished": int(counts.get("finished", 0)),
+                     "failed": int(counts.get("failed", 0)),
+                     "unfinished": int(len(group) - counts.get("finished", 0) - counts.get("failed", 0))})
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def resolve_out(sweep: Sweep, out: Path | None) -> Path:
+    """reports/<name>, unless that folder holds another sweep's report (then name_<sweep>)."""
+    if out is not None:
+        return out
+    name = sweep.info.get("name") or sweep.folder.name
+    out = Path("reports") / name
+    marker = out / REPORT_FILE
+    if marker.exists() and json.loads(marker.read_text()).get("sweep") != str(sweep.folder.resolve()):
+        out = Path("reports") / f"{name}_{sweep.folder.name}"
+    return out
+
+
+def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[Sweep, Path]:
+    sweep = read_sweep(sweep_dir)
+    out = resolve_out(sweep, Path(out) if out else None)
+    out.mkdir(parents=True, exist_ok=True)
+    sweep.runs.to_csv(out / "runs.csv", index=False)
+    sweep.epochs.to_csv(out / "epochs.csv", index=False)
+
+    summaries = summary_tables(sweep, out)
+    stats_md, verdicts, comparisons = statistics_table(sweep, out)
+    per_config = per_configuration_tables(sweep, out)
+    made = figures(sweep, out)
+    reference_md = reference_section(sweep, out, comparisons)
+
+    name = sweep.info.get("name") or sweep.folder.name
+    finished, total = len(sweep.finished), len(sweep.runs)
+    parts = [f"# Sweep report: {name}", "",
+             "Generated by `lstm-aggregate` from the runs' TensorBoard event files and saved configs; "
+             "do not edit by hand — regenerate it.", "",
+             "## Provenance", "", *provenance(sweep), "",
+             f"Factors: {', '.join(short(f) for f in sweep.factors) or 'none'}"
+             + (", over seeds" if "seed" in sweep.runs else "") + f". Runs: {finished} finished of {total}.", "",
+             run_counts(sweep), ""]
+    problems = sweep.runs[sweep.runs["status"] != "finished"]
+    if len(problems):
+        parts += ["Runs excluded from every mean:", ""]
+        parts += [f"- `{r['run']}`: {r['status']}" + (f" — {r['error']}" if r["error"] else "")
+                  for _, r in problems.iterrows()]
+        parts.append("")
+    parts += ["## Results", ""]
+    for caption, markdown in summaries:
+        parts += [caption, "", markdown, ""]
+    if verdicts:
+        parts += ["## Statistics", "", *[f"- {v}" for v in verdicts], "",
+                  f"No correction is made for the {len(verdicts)} comparisons; a verdict is Welch's at "
+                  f"α = {ALPHA}. Lower perplexity is better.", "", stats_md, ""]
+    if reference_md:
+        parts += ["## Against the reference", "", reference_md, ""]
+    if made:
+        parts += ["## Figures", ""]
+        parts += [f"![{caption}]({file})\n\n{caption}.\n" for caption, file in made]
+    parts += ["## Runs per configuration", ""]
+    for label, markdown in per_config:
+        parts += [f"### {label}", "", markdown, ""]
+    config_file = Path(sweep.runs.iloc[0]["path"]) / ".hydra" / "config.yaml"
+    if config_file.exists():
+        parts += ["## Configuration (first run)", "", "```yaml", config_file.read_text().rstrip(), "```", ""]
+    (out / "REPORT.md").write_text("\n".join(parts))
+    (out / REPORT_FILE).write_text(json.dumps({"sweep": str(sweep.folder.resolve())}, indent=2) + "\n")
+    return sweep, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lstm-aggregate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path, help="a sweep folder (lstm-sweep's or lstm-train -m's)")
+    parser.add_argument("--out", type=Path, help="the report folder (default: reports/<sweep name>)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    try:
+        sweep, out = write_report(args.sweep_dir, args.out)
+    except ConfigError as err:
+        log.error("%s", err)
+        return 2
+    log.info("%d runs (%d finished) -> %s", len(sweep.runs), len(sweep.finished), out / "REPORT.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

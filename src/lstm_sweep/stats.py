@@ -1,0 +1,113 @@
+"""Honest comparisons between configurations: differences with intervals, tests, verdicts.
+
+Two configurations are compared when they differ in exactly one factor. For a metric
+where lower is better (loss, perplexity) each comparison reports the mean difference
+(b − a) with its 95% confidence interval and Welch's t-test (no equal-variance or pairing
+assumption), and, over the seeds both have, the paired-by-seed t-test. The verdict is
+Welch's at α = 0.05; no correction is made for the number of comparisons, which the
+report states.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ALPHA = 0.05
+
+
+@dataclass
+class Comparison:
+    factor: str
+    a: object                 # the level compared against
+    b: object
+    context: dict             # the other factors' values, shared by a and b
+    metric: str
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    diff: float               # mean_b - mean_a
+    ci_low: float
+    ci_high: float
+    p_welch: float
+    n_pairs: int
+    paired_diff: float
+    p_paired: float
+    verdict: str
+
+
+def describe(values) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (ddof=1; NaN for one run) and n."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    return (float(values.mean()) if n else math.nan, float(values.std(ddof=1)) if n > 1 else math.nan, n)
+
+
+def format_p(p: float) -> str:
+    if math.isnan(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def level_label(factor: str, value) -> str:
+    """How a reader names a level: 'model two', '2 layers', 'lr=0.001'."""
+    if factor == "model.cell":
+        return f"model {value}" if value in ("one", "two") else f"cell {value}"
+    if factor == "model.num_layers":
+        return f"{value} layer{'s' if value != 1 else ''}"
+    return f"{factor.split('.')[-1]}={value}"
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str, factor: str, level_a, level_b,
+            context: dict, unit: str) -> Comparison:
+    """Compare metric between runs `a` and `b` (finished runs, with a 'seed' column if seeded)."""
+    xa, xb = a[metric].dropna().to_numpy(float), b[metric].dropna().to_numpy(float)
+    mean_a, _, n_a = describe(xa)
+    mean_b, _, n_b = describe(xb)
+    diff, low, high, p_welch = mean_b - mean_a, math.nan, math.nan, math.nan
+    if n_a >= 2 and n_b >= 2:
+        welch = stats.ttest_ind(xb, xa, equal_var=False)
+        p_welch = float(welch.pvalue)
+        low, high = (float(v) for v in welch.confidence_interval(1 - ALPHA))
+    n_pairs, paired_diff, p_paired = 0, math.nan, math.nan
+    if "seed" in a and "seed" in b:
+        pairs = a[["seed", metric]].merge(b[["seed", metric]], on="seed", suffixes=("_a", "_b")).dropna()
+        n_pairs = len(pairs)
+        if n_pairs:
+            paired_diff = float((pairs[f"{metric}_b"] - pairs[f"{metric}_a"]).mean())
+        if n_pairs >= 2:
+            p_paired = float(stats.ttest_rel(pairs[f"{metric}_b"], pairs[f"{metric}_a"]).pvalue)
+    label_a, label_b = level_label(factor, level_a), level_label(factor, level_b)
+    if math.isnan(p_welch):
+        verdict = f"{label_b} vs {label_a}: too few runs to test (n = {n_a} and {n_b})"
+    elif p_welch < ALPHA:
+        direction = "worse" if diff > 0 else "better"  # lower loss and perplexity are better
+        verdict = (f"{label_b} {direction} than {label_a} by {abs(diff):.3g} ± {(high - low) / 2:.2g} "
+                   f"{unit}, {format_p(p_welch)}")
+    else:
+        verdict = (f"{label_b} vs {label_a}: no detectable difference ({diff:+.3g} ± {(high - low) / 2:.2g} "
+                   f"{unit}, {format_p(p_welch)})")
+    return Comparison(factor, level_a, level_b, context, metric, n_a, n_b, mean_a, mean_b, diff, low, high,
+                      p_welch, n_pairs, paired_diff, p_paired, verdict)
+
+
+def one_factor_comparisons(runs: pd.DataFrame, factors: list[str], metric: str, unit: str) -> list[Comparison]:
+    """Every pair of configurations that differ in exactly one factor (finished runs only)."""
+    comparisons = []
+    for factor in factors:
+        others = [f for f in factors if f != factor]
+        groups = runs.groupby(others, sort=False, dropna=False) if others else [((), runs)]
+        for context_values, group in groups:
+            context_values = context_values if isinstance(context_values, tuple) else (context_values,)
+            context = dict(zip(others, context_values))
+            levels = list(dict.fromkeys(group[factor]))
+            for i, level_a in enumerate(levels):
+                for level_b in levels[i + 1:]:
+                    comparisons.append(compare(group[group[factor] == level_a], group[group[factor] == level_b],
+                                               metric, factor, level_a, level_b, context, unit))
+    return comparisons
