@@ -120,3 +120,22 @@ def test_packing_survives_a_dtype_change(kernels):
     out64, _ = stack(x.double())
     assert out64.dtype == torch.float64 and (out64.float() - out32).abs().max() < 1e-5
     assert fast.packed_buffers(stack.layers[0])[0].dtype == torch.float64
+
+
+def test_without_a_compiler_the_fast_path_falls_back_with_one_warning(monkeypatch, caplog):
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Error building extension: c++: command not found")
+
+    monkeypatch.setattr(fast, "_kernels", None)  # as in a fresh process
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    with caplog.at_level("WARNING", logger="lstm_sweep.fast"):
+        assert fast.load_kernels() is None
+        assert fast.load_kernels() is None  # decided once
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "c++: command not found" in warnings[0].getMessage()
+    assert "pure-PyTorch fast path" in warnings[0].getMessage()
+    reference, fast_stack = pair("two", 1, torch.float64)
+    x, states, _, _ = problem(1, torch.float64, with_state=True)
+    assert (fast_stack(x, states)[0] - reference(x, states)[0]).abs().max() < 1e-12

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lstm_sweep.naming import level_label
+
 ALPHA = 0.05
 
 
@@ -52,15 +54,6 @@ def format_p(p: float) -> str:
     if math.isnan(p):
         return "p n/a"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def level_label(factor: str, value) -> str:
-    """How a reader names a level: 'model two', '2 layers', 'lr=0.001'."""
-    if factor == "model.cell":
-        return f"model {value}" if value in ("one", "two") else f"cell {value}"
-    if factor == "model.num_layers":
-        return f"{value} layer{'s' if value != 1 else ''}"
-    return f"{factor.split('.')[-1]}={value}"
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str, factor: str, level_a, level_b,

@@ -32,34 +32,11 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from lstm_sweep.data import LMDataModule
 from lstm_sweep.errors import ConfigError, LstmSweepError
 from lstm_sweep.lightning_module import LitLanguageModel
+from lstm_sweep.naming import run_name
 
 log = logging.getLogger(__name__)
 
 OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
-
-# Short names for a run's folder: `cell=one,layers=2,seed=3` rather than Hydra's
-# `model.cell=one,model.num_layers=2,seed=3`; other keys lose their group prefix unless
-# two of them would then read alike.
-SHORT_KEYS = {"model.cell": "cell", "model.num_layers": "layers"}
-GROUP_PREFIXES = ("model.", "data.", "optim.", "trainer.")
-
-
-def run_name(override_dirname: str) -> str:
-    """A sweep run's folder name from Hydra's override_dirname (`k=v,k=v`, sorted by key)."""
-    if not override_dirname:
-        return "run"
-    items = [item.split("=", 1) for item in override_dirname.split(",") if "=" in item]
-
-    def short(key: str) -> str:
-        key = key.lstrip("+~")
-        if key in SHORT_KEYS:
-            return SHORT_KEYS[key]
-        return key.split(".", 1)[1] if key.startswith(GROUP_PREFIXES) else key
-
-    shorts = [short(k) for k, _ in items]
-    names = [s if shorts.count(s) == 1 else k.lstrip("+~") for (k, _), s in zip(items, shorts)]
-    return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
-
 
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 
@@ -108,6 +85,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     with warnings.catch_warnings():
         # Batches are tensor slices made in the main process; worker processes would only add cost.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # Lightning's own use of a deprecated torch API; nothing a user can act on.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         trainer.fit(module, datamodule=datamodule)
         trainer.test(module, datamodule=datamodule, ckpt_path=t.test_checkpoint, verbose=False)
     metrics = final_metrics(module, trainer.global_step, time.perf_counter() - start)

@@ -1,0 +1,34 @@
+"""How runs and factors are named for people: run folders, table headers, verdicts."""
+
+# Short names for a run's folder: `cell=one,layers=2,seed=3` rather than Hydra's
+# `model.cell=one,model.num_layers=2,seed=3`; other keys lose their group prefix unless
+# two of them would then read alike.
+SHORT_KEYS = {"model.cell": "cell", "model.num_layers": "layers"}
+GROUP_PREFIXES = ("model.", "data.", "optim.", "trainer.")
+
+
+def run_name(override_dirname: str) -> str:
+    """A sweep run's folder name from Hydra's override_dirname (`k=v,k=v`, sorted by key)."""
+    if not override_dirname:
+        return "run"
+    items = [item.split("=", 1) for item in override_dirname.split(",") if "=" in item]
+    shorts = [short_key(k) for k, _ in items]
+    names = [s if shorts.count(s) == 1 else k.lstrip("+~") for (k, _), s in zip(items, shorts)]
+    return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
+
+
+def short_key(key: str) -> str:
+    """`model.num_layers` → `layers`, `optim.lr` → `lr`."""
+    key = key.lstrip("+~")
+    if key in SHORT_KEYS:
+        return SHORT_KEYS[key]
+    return key.split(".", 1)[1] if key.startswith(GROUP_PREFIXES) else key
+
+
+def level_label(factor: str | None, value) -> str:
+    """How a reader names a level: 'model two', '2 layers', 'lr=0.001'."""
+    if factor == "model.cell":
+        return f"model {value}" if value in ("one", "two") else f"cell {value}"
+    if factor == "model.num_layers":
+        return f"{value} layer{'s' if value != 1 else ''}"
+    return f"{short_key(factor)}={value}"

@@ -1,0 +1,84 @@
+"""Comparisons, verdicts and table layout on hand-made numbers (no training)."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from lstm_sweep.aggregate import Sweep
+from lstm_sweep.report import judge_claim, summary_tables
+from lstm_sweep.stats import compare, describe, one_factor_comparisons
+
+
+def runs(values: dict) -> pd.DataFrame:
+    """{(cell, layers): [ppl per seed]} → a finished-runs table."""
+    rows = [{"model.cell": c, "model.num_layers": n, "seed": s, "test/ppl": v, "test/loss": math.log(v),
+             "status": "finished"} for (c, n), vs in values.items() for s, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+def test_describe_uses_the_sample_standard_deviation():
+    assert describe([1.0, 2.0, 3.0, 4.0]) == (2.5, pytest.approx(np.std([1, 2, 3, 4], ddof=1)), 4)
+    mean, std, n = describe([5.0])
+    assert (mean, n) == (5.0, 1) and math.isnan(std)
+
+
+def test_compare_matches_scipy_and_reads_as_a_verdict():
+    a = runs({("one", 1): [280, 284, 279, 286, 281]})
+    b = runs({("one", 2): [320, 331, 318, 327, 335]})
+    c = compare(a, b, "test/ppl", "model.num_layers", 1, 2, {"model.cell": "one"}, "ppl")
+    welch = scipy_stats.ttest_ind(b["test/ppl"], a["test/ppl"], equal_var=False)
+    paired = scipy_stats.ttest_rel(b["test/ppl"], a["test/ppl"])
+    assert c.diff == pytest.approx(44.2) and c.p_welch == pytest.approx(welch.pvalue)
+    assert (c.ci_low, c.ci_high) == pytest.approx(tuple(welch.confidence_interval(0.95)))
+    assert c.n_pairs == 5 and c.p_paired == pytest.approx(paired.pvalue)
+    assert c.verdict == f"2 layers worse than 1 layer by 44.2 ± {(c.ci_high - c.ci_low) / 2:.2g} ppl, p < 0.001"
+
+
+def test_overlapping_runs_give_no_detectable_difference():
+    a = runs({("one", 1): [280, 290, 275, 285]})
+    b = runs({("two", 1): [283, 279, 288, 281]})
+    c = compare(a, b, "test/ppl", "model.cell", "one", "two", {}, "ppl")
+    assert c.verdict.startswith("model two vs model one: no detectable difference (+0.25 ± ")
+    assert c.p_welch > 0.5
+
+
+def test_one_run_each_is_too_few_to_test():
+    c = compare(runs({("one", 1): [280]}), runs({("two", 1): [283]}), "test/ppl", "model.cell", "one", "two", {}, "ppl")
+    assert c.verdict == "model two vs model one: too few runs to test (n = 1 and 1)" and math.isnan(c.p_welch)
+
+
+def test_pairs_differ_in_exactly_one_factor():
+    table = runs({("one", 1): [1, 2], ("two", 1): [3, 5], ("one", 2): [5, 9], ("two", 2): [7, 8]})
+    pairs = one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl")
+    described = {(c.factor, c.a, c.b, tuple(c.context.items())) for c in pairs}
+    assert described == {("model.cell", "one", "two", (("model.num_layers", 1),)),
+                         ("model.cell", "one", "two", (("model.num_layers", 2),)),
+                         ("model.num_layers", 1, 2, (("model.cell", "one"),)),
+                         ("model.num_layers", 1, 2, (("model.cell", "two"),))}
+
+
+def test_claims_hold_fail_or_reverse_by_the_numbers():
+    table = runs({("one", 1): [280, 282, 281], ("one", 2): [330, 333, 329],
+                  ("two", 1): [281, 279, 284], ("two", 2): [319, 321, 318]})
+    pairs = one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl")
+    layers = judge_claim({"factor": "model.num_layers", "better": 1, "worse": 2}, pairs)
+    assert layers.count("**holds**") == 2
+    cells = judge_claim({"factor": "model.cell", "better": "two", "worse": "one"}, pairs)
+    assert "layers=1: **not supported**, within seed noise" in cells and "layers=2: **holds**" in cells
+    reversed_ = judge_claim({"factor": "model.num_layers", "better": 2, "worse": 1}, pairs)
+    assert reversed_.count("**reversed**") == 2
+
+
+def test_summary_rows_are_the_last_factor_columns_the_one_before(tmp_path: Path):
+    table = runs({("one", 1): [280, 282], ("two", 1): [281, 279], ("one", 2): [330, 334], ("two", 2): [319, 321]})
+    sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell", "model.num_layers"])
+    summary_tables(sweep, tmp_path)
+    grid = pd.read_csv(tmp_path / "summary_test_perplexity.csv")
+    assert list(grid.columns) == ["layers", "model one", "model two"]
+    assert grid["layers"].tolist() == ["1 layer", "2 layers"]
+    assert grid.loc[1, "model one"] == f"332.000 ± {np.std([330, 334], ddof=1):.3f} (n=2)"
+    assert "\\begin{table}" in (tmp_path / "summary_test_perplexity.tex").read_text()

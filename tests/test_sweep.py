@@ -1,0 +1,147 @@
+"""The main job end to end: lstm-sweep → run folders → lstm-aggregate's tables, tests, figures."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstm_sweep.aggregate import read_sweep
+from lstm_sweep.naming import run_name
+from lstm_sweep.report import write_report
+
+from conftest import TINY
+
+BIN = Path(sys.executable).parent
+SMALL_GRID = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=20", "seed=0,1"]
+
+
+def lstm_sweep(cwd: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"],
+                          cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, cache_dir):
+    """2 cells × 2 layers × 2 seeds through the real CLI, with one extra cell that fails."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    proc = lstm_sweep(cwd, cache_dir, "--dir", "multirun/small", *SMALL_GRID, "model.cell=one,two,three")
+    return cwd, proc
+
+
+def test_sweep_names_runs_by_their_swept_values(sweep):
+    cwd, proc = sweep
+    names = sorted(p.name for p in (cwd / "multirun" / "small").iterdir() if p.is_dir())
+    assert names == [f"cell={c},layers={n},seed={s}" for c in ("one", "three", "two") for n in (1, 2) for s in (0, 1)]
+    info = json.loads((cwd / "multirun" / "small" / "sweep.json").read_text())
+    assert info["swept"] == ["model.cell", "model.num_layers", "seed"]
+    assert info["starts"][0]["command"].startswith("lstm-sweep --dir multirun/small")
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(sweep):
+    cwd, proc = sweep
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    runs = pd.read_csv(cwd / "reports" / "default" / "runs.csv")
+    assert len(runs) == 12
+    failed = runs[runs["model.cell"] == "three"]
+    assert set(failed["status"]) == {"failed"}
+    assert failed["error"].str.contains("model.cell='three' is not one of one, two, torch").all()
+    assert set(runs[runs["model.cell"] != "three"]["status"]) == {"finished"}
+    assert "run cell=three,layers=1,seed=0 failed" in proc.stderr
+    report = (cwd / "reports" / "default" / "REPORT.md").read_text()
+    assert "Runs: 8 finished of 12." in report and "`cell=three,layers=2,seed=1`: failed" in report
+
+
+def test_every_artefact_is_written(sweep):
+    cwd, _ = sweep
+    out = cwd / "reports" / "default"
+    for stem in ["summary_test_perplexity", "summary_test_loss", "statistics_test_ppl",
+                 *(f"runs_cell={c},layers={n}" for c in ("one", "two") for n in (1, 2))]:
+        for ext in ("md", "csv", "tex"):
+            assert (out / f"{stem}.{ext}").stat().st_size > 0, f"{stem}.{ext}"
+    for figure in ("val_ppl.png", "test_ppl.png"):
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "REPORT.md").read_text()
+    for section in ("## Provenance", "## Results", "## Statistics", "## Figures", "## Runs per configuration",
+                    "torch 2.", "lstm-sweep --dir multirun/small", "![Validation perplexity"):
+        assert section in report, section
+    table = (out / "runs_cell=two,layers=2.md").read_text()
+    assert "| Times   | The value of loss   | The value of ppl   |" in table
+    assert "| Average |" in table and "| Std     |" in table
+
+
+def test_means_equal_numpy_over_the_logged_values(sweep):
+    cwd, _ = sweep
+    result = read_sweep(cwd / "multirun" / "small")
+    assert result.factors == ["model.cell", "model.num_layers"]
+    for (cell, layers), group in result.finished.groupby(["model.cell", "model.num_layers"]):
+        logged = [json.loads((Path(p) / "metrics.json").read_text()) for p in group["path"]]
+        for metric in ("test/ppl", "test/loss", "val/ppl"):
+            expected = np.mean([m[metric] for m in logged])
+            assert group[metric].mean() == pytest.approx(expected, rel=1e-6), (cell, layers, metric)
+        summary = pd.read_csv(cwd / "reports" / "default" / "summary_test_perplexity.csv")
+        row = summary[summary["layers"] == f"{layers} layer{'s' if layers > 1 else ''}"].iloc[0]
+        mean = np.mean([m["test/ppl"] for m in logged])
+        std = np.std([m["test/ppl"] for m in logged], ddof=1)
+        assert row[f"model {cell}"] == f"{mean:.3f} ± {std:.3f} (n=2)"
+    epochs = result.epochs.merge(result.runs[["run", "status"]], on="run")
+    assert (epochs[epochs.status == "finished"].groupby("run").size() == 2).all()
+
+
+def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cache_dir):
+    cwd, _ = sweep
+    folder = cwd / "multirun" / "small"
+    finished = folder / "cell=one,layers=1,seed=0"
+    interrupted = folder / "cell=two,layers=2,seed=1"
+    before = (finished / "metrics.json").stat().st_mtime_ns
+    (interrupted / "metrics.json").unlink()  # as if killed before the end
+    (interrupted / "status.json").write_text('{"status": "running"}')
+    proc = lstm_sweep(cwd, cache_dir, "--dir", "multirun/small", *SMALL_GRID, "model.cell=one,two,three")
+    assert proc.returncode == 1  # the cell=three runs fail again
+    assert (finished / "metrics.json").stat().st_mtime_ns == before
+    assert "cell=one,layers=1,seed=0 already finished: skipped" in proc.stderr
+    assert (interrupted / "metrics.json").exists()
+    assert (interrupted / "attempts" / "0" / "status.json").exists()  # the old attempt kept aside
+    assert json.loads((interrupted / "status.json").read_text())["status"] == "finished"
+
+
+def test_two_sweeps_started_together_get_their_own_folders(tmp_path, cache_dir):
+    args = [*TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.cell=one",
+            "model.num_layers=1", "seed=0", "--no-report"]
+    procs = [subprocess.Popen([str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    folders = list((tmp_path / "multirun" / "default").iterdir())
+    assert len(folders) == 2 and all((f / "run" / "metrics.json").exists() for f in folders)  # nothing swept
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_with_one_thread_each(tmp_path, cache_dir):
+    proc = lstm_sweep(tmp_path, cache_dir, "--dir", "sw", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                      *TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.num_layers=1",
+                      "seed=0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    logs = [(tmp_path / "sw" / f"cell={c}" / "train.log").read_text() for c in ("one", "two")]
+    cores = os.cpu_count()
+    assert all(f"; {max(1, cores // 2)} torch threads" in log for log in logs)
+
+
+def test_report_of_another_sweep_is_never_overwritten(sweep, tmp_path, monkeypatch):
+    cwd, _ = sweep
+    monkeypatch.chdir(cwd)
+    copy = tmp_path / "small-copy"
+    subprocess.run(["cp", "-r", str(cwd / "multirun" / "small"), str(copy)], check=True)
+    before = (cwd / "reports" / "default" / "REPORT.md").read_text()
+    _, out = write_report(copy)
+    assert out == Path("reports") / "default_small-copy"
+    assert (cwd / "reports" / "default" / "REPORT.md").read_text() == before
+
+
+def test_run_names():
+    assert run_name("model.cell=one,model.num_layers=2,seed=3") == "cell=one,layers=2,seed=3"
+    assert run_name("data.batch_size=8,optim.lr=0.1") == "batch_size=8,lr=0.1"
+    assert run_name("data.name=a,model.name=b") == "data.name=a,model.name=b"  # would read alike
+    assert run_name("data.root=/x/y") == "root=_x_y" and run_name("") == "run"
