@@ -267,7 +267,7 @@ def test_torch_baseline_has_the_stack_interface():
 
 # ----------------------------------------------------------------------------- dropout, errors
 
-@pytest.mark.parametrize("cell", ["one", "two", "torch"])
+@pytest.mark.parametrize("cell", ["one", "two", "gru", "rnn", "torch"])
 def test_dropout_acts_between_layers_and_on_top_only(cell):
     torch.manual_seed(0)
     stack = build_stack(cell, E, H, 2, dropout=0.5).double()
@@ -277,13 +277,13 @@ def test_dropout_acts_between_layers_and_on_top_only(cell):
     stack.train()
     out, noisy = stack(x)
     # Layer 1 sees undropped input and nothing is dropped along time: its final state is exact.
-    assert torch.allclose(noisy[0][0], clean[0][0]) and torch.allclose(noisy[0][1], clean[0][1])
+    assert all(torch.allclose(a, b) for a, b in zip(noisy[0], clean[0]))
     assert not torch.allclose(noisy[1][0], clean[1][0])  # layer 2's input was dropped
     assert (out == 0).float().mean() > 0.3  # and so is the top output
 
 
 def test_unknown_cell_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"model.cell='three' is not one of one, two, torch"):
+    with pytest.raises(ConfigError, match=r"model.cell='three' is not one of one, two, gru, rnn, torch"):
         build_stack("three", E, H, 1)
 
 
@@ -297,3 +297,73 @@ def test_unknown_init_names_the_key():
 def test_sizes_below_one_name_the_key(key, args):
     with pytest.raises(ConfigError, match=key):
         build_stack("two", *args)
+
+
+# ----------------------------------------------------------------------------- GRU and RNN
+
+GRU_GATES, RNN_GATES = "rzn", ""
+
+
+@torch.no_grad()
+def copy_torch_rnn_weights(stack: CellStack, reference: nn.Module, gates: str) -> None:
+    """Our GRU/RNN cells from nn.GRU / nn.RNN: the same matrices, row block by row block."""
+    for k, cell in enumerate(stack.layers):
+        for side, kind in (("i", "ih"), ("h", "hh")):
+            weight, bias = getattr(reference, f"weight_{kind}_l{k}"), getattr(reference, f"bias_{kind}_l{k}")
+            if not gates:
+                getattr(cell, f"W_{kind}").copy_(weight)
+                getattr(cell, f"b_{kind}").copy_(bias)
+            for j, g in enumerate(gates):
+                getattr(cell, f"W_{side}{g}").copy_(weight[j * H:(j + 1) * H])
+                getattr(cell, f"b_{side}{g}").copy_(bias[j * H:(j + 1) * H])
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("cell,torch_class,gates", [("gru", nn.GRU, GRU_GATES), ("rnn", nn.RNN, RNN_GATES)])
+def test_gru_and_rnn_match_torch_with_mapped_weights(cell, torch_class, gates, num_layers):
+    torch.manual_seed(6)
+    reference = torch_class(E, H, num_layers).double()
+    stack = CellStack(cell, E, H, num_layers).double()
+    copy_torch_rnn_weights(stack, reference, gates)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(T, B, E, generator=g, dtype=torch.float64)
+    h0 = torch.randn(num_layers, B, H, generator=g, dtype=torch.float64)
+    g_out = torch.randn(T, B, H, generator=g, dtype=torch.float64)
+    g_h = torch.randn(num_layers, B, H, generator=g, dtype=torch.float64)
+
+    x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    h_ours, h_ref = h0.clone().requires_grad_(), h0.clone().requires_grad_()
+    out, finals = stack(x_ours, [(h_ours[k],) for k in range(num_layers)])
+    ((out * g_out).sum() + sum((h * g_h[k]).sum() for k, (h,) in enumerate(finals))).backward()
+    ref_out, ref_h = reference(x_ref, h_ref)
+    ((ref_out * g_out).sum() + (ref_h * g_h).sum()).backward()
+
+    tol = 1e-10
+    assert (out - ref_out).abs().max() < tol
+    assert all((h - ref_h[k]).abs().max() < tol for k, (h,) in enumerate(finals))
+    assert (x_ours.grad - x_ref.grad).abs().max() < tol and (h_ours.grad - h_ref.grad).abs().max() < tol
+    for k, layer in enumerate(stack.layers):
+        for side, kind in (("i", "ih"), ("h", "hh")):
+            w_grad = getattr(reference, f"weight_{kind}_l{k}").grad
+            b_grad = getattr(reference, f"bias_{kind}_l{k}").grad
+            names = [(f"W_{kind}", f"b_{kind}", slice(None))] if not gates else [
+                (f"W_{side}{g}", f"b_{side}{g}", slice(j * H, (j + 1) * H)) for j, g in enumerate(gates)]
+            for w_name, b_name, rows in names:
+                assert (getattr(layer, w_name).grad - w_grad[rows]).abs().max() < tol, w_name
+                assert (getattr(layer, b_name).grad - b_grad[rows]).abs().max() < tol, b_name
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_gru_and_rnn_gradcheck(cell):
+    torch.manual_seed(8)
+    stack = CellStack(cell, 3, 2, 2).double()
+    names = [name for name, _ in stack.named_parameters()]
+
+    def fn(x, h1, h2, *params):
+        out, finals = torch.func.functional_call(stack, dict(zip(names, params)), (x, [(h1,), (h2,)]))
+        return (out, finals[0][0], finals[1][0])
+
+    params = [p.detach().clone().requires_grad_() for p in stack.parameters()]
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    h = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    assert torch.autograd.gradcheck(fn, (x, *h, *params))

@@ -85,7 +85,7 @@ def test_cli_bad_config_is_one_clear_line_and_exit_status_1(tmp_path, cache_dir)
     proc = subprocess.run([LSTM_TRAIN, *TINY, f"data.cache_dir={cache_dir}", "model.cell=three",
                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert "model.cell='three' is not one of one, two, torch" in proc.stderr
+    assert "model.cell='three' is not one of one, two, gru, rnn, torch" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

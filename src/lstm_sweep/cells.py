@@ -1,4 +1,6 @@
-"""The two hand-written LSTM cells, one time step each, read next to DESIGN.md's equations.
+"""The hand-written recurrent cells, one time step each, read next to DESIGN.md's equations.
+
+The experiment's two LSTM cells:
 
 Model one (gates over the concatenation z = [h, x], four matrices, one bias each):
 
@@ -11,8 +13,15 @@ Model two (PyTorch's form, separate input and hidden matrices, two biases per ga
     g = tanh(W_ig x + b_ig + W_hg h + b_hg) o = σ(W_io x + b_io + W_ho h + b_ho)
     c' = f ⊙ c + i ⊙ g    h' = o ⊙ tanh(c')
 
+And, for the wider lab, PyTorch's GRU and the plain (Elman, tanh) RNN:
+
+    GRU:  r = σ(W_ir x + b_ir + W_hr h + b_hr)    z = σ(W_iz x + b_iz + W_hz h + b_hz)
+          n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))    h' = (1 − z) ⊙ n + z ⊙ h
+    RNN:  h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+
 These step functions are the definition of the cells (and the oracle for any faster
 path); running them over time and depth is the layer stack's job (`stack.py`).
+A state is a tuple: (h, c) for the LSTM cells, (h,) for the others.
 """
 
 from __future__ import annotations
@@ -24,13 +33,16 @@ from torch import Tensor, nn
 
 from lstm_sweep.errors import ConfigError
 
-State = tuple[Tensor, Tensor]  # (h, c), each (batch, hidden)
+State = tuple[Tensor, ...]  # (h, c) or (h,), each (batch, hidden)
 
 INITS = ("linear", "uniform", "normal")
 
 
-class LSTMCellBase(nn.Module):
+class RecurrentCell(nn.Module):
     """What the stack needs from a cell: sizes, a zero state, one step, gate parameters."""
+
+    state_tensors = 2     # (h, c)
+    has_fast_path = True  # the LSTM cells also run as whole sequences (fast.py)
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -38,8 +50,7 @@ class LSTMCellBase(nn.Module):
         self.hidden_size = hidden_size
 
     def zero_state(self, batch_size: int, like: Tensor) -> State:
-        h = like.new_zeros(batch_size, self.hidden_size)
-        return h, h.clone()
+        return tuple(like.new_zeros(batch_size, self.hidden_size) for _ in range(self.state_tensors))
 
     def forward(self, x: Tensor, state: State) -> State:
         raise NotImplementedError
@@ -67,7 +78,7 @@ class LSTMCellBase(nn.Module):
         init_gate_parameters(self.gate_parameters(), init, self.hidden_size)
 
 
-class ModelOneCell(LSTMCellBase):
+class ModelOneCell(RecurrentCell):
     """Model one: four gate matrices of shape H×(H+E) over z = [h, x]."""
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
@@ -105,7 +116,7 @@ class ModelOneCell(LSTMCellBase):
         return [(getattr(self, f"W_{g}"), getattr(self, f"b_{g}"), z_size) for g in "fico"]
 
 
-class ModelTwoCell(LSTMCellBase):
+class ModelTwoCell(RecurrentCell):
     """Model two: W_i* (H×E) on the input and W_h* (H×H) on the state, a bias on each."""
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
@@ -146,11 +157,60 @@ class ModelTwoCell(LSTMCellBase):
         return params
 
 
+class GRUCell(RecurrentCell):
+    """PyTorch's GRU: reset, update and candidate gates, a bias on each side of each."""
+
+    state_tensors = 1
+    has_fast_path = False
+
+    def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
+        super().__init__(input_size, hidden_size)
+        H, E = hidden_size, input_size
+        self.W_ir, self.b_ir, self.W_hr, self.b_hr = _param(H, E), _param(H), _param(H, H), _param(H)
+        self.W_iz, self.b_iz, self.W_hz, self.b_hz = _param(H, E), _param(H), _param(H, H), _param(H)
+        self.W_in, self.b_in, self.W_hn, self.b_hn = _param(H, E), _param(H), _param(H, H), _param(H)
+        self.reset_parameters(init)
+
+    def forward(self, x: Tensor, state: State) -> State:
+        (h,) = state
+        r = torch.sigmoid(x @ self.W_ir.T + self.b_ir + h @ self.W_hr.T + self.b_hr)
+        z = torch.sigmoid(x @ self.W_iz.T + self.b_iz + h @ self.W_hz.T + self.b_hz)
+        n = torch.tanh(x @ self.W_in.T + self.b_in + r * (h @ self.W_hn.T + self.b_hn))
+        return ((1 - z) * n + z * h,)
+
+    def gate_parameters(self):
+        params = []
+        for g in "rzn":
+            params.append((getattr(self, f"W_i{g}"), getattr(self, f"b_i{g}"), self.input_size))
+            params.append((getattr(self, f"W_h{g}"), getattr(self, f"b_h{g}"), self.hidden_size))
+        return params
+
+
+class RNNCell(RecurrentCell):
+    """The plain tanh RNN."""
+
+    state_tensors = 1
+    has_fast_path = False
+
+    def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
+        super().__init__(input_size, hidden_size)
+        H, E = hidden_size, input_size
+        self.W_ih, self.b_ih, self.W_hh, self.b_hh = _param(H, E), _param(H), _param(H, H), _param(H)
+        self.reset_parameters(init)
+
+    def forward(self, x: Tensor, state: State) -> State:
+        (h,) = state
+        return (torch.tanh(x @ self.W_ih.T + self.b_ih + h @ self.W_hh.T + self.b_hh),)
+
+    def gate_parameters(self):
+        return [(self.W_ih, self.b_ih, self.input_size), (self.W_hh, self.b_hh, self.hidden_size)]
+
+
 def _param(*shape: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape))  # filled by reset_parameters
 
 
-CELLS: dict[str, type[LSTMCellBase]] = {"one": ModelOneCell, "two": ModelTwoCell}
+CELLS: dict[str, type[RecurrentCell]] = {"one": ModelOneCell, "two": ModelTwoCell, "gru": GRUCell, "rnn": RNNCell}
 
 
 @torch.no_grad()

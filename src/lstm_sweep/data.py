@@ -1,13 +1,19 @@
 """Corpora on disk → vocabulary → tensors → batches, and the Lightning DataModule.
 
 A corpus is a folder holding `train.txt`, `valid.txt`, `test.txt` (or the canonical
-`ptb.train.txt` … names): one sentence per line, whitespace-tokenised, UTF-8. Blank lines
-are skipped. Tokenising happens once per run, into tensors; batches are slices of those.
+`ptb.train.txt` … names), one sentence per line, UTF-8 — or a single text file (or a
+folder holding just one), which is split by lines, in order: the first 90% of its
+non-blank lines train, the next 5% validate, the last 5% test (`data.split_fractions`).
+Blank lines are skipped. Tokens are whitespace-separated words (`data.tokenize=word`) or
+Unicode characters, spaces included (`char`); the line end is the <eos> token. Tokenising
+happens once per run, into tensors; batches are slices of those.
 
 Protocols (DESIGN.md):
 - window: each sentence is wrapped in <sos> … <eos> and left-padded with <pad> to at
   least n_step + 1 tokens; every window of n_step tokens predicts the token after it.
-  (`stream`, the truncated-BPTT protocol, plugs in beside it.)
+- stream: the split is one token stream (<eos> at each line end) cut into batch_size
+  parallel streams; each batch is bptt steps of them and every position is predicted;
+  the hidden state is carried from batch to batch (lightning_module.py).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from lstm_sweep.errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
 PAD, SOS, EOS = "<pad>", "<sos>", "<eos>"
-PROTOCOLS = ("window",)
+PROTOCOLS = ("window", "stream")
+TOKENIZERS = ("word", "char")
 
 
 # --------------------------------------------------------------------------- reading
@@ -40,25 +47,54 @@ def split_path(root: Path, split: str) -> Path:
                     f"(or ptb.{split}.txt)")
 
 
-def read_sentences(path: Path) -> list[list[str]]:
-    """The non-blank lines of a UTF-8 file as lists of whitespace-separated tokens."""
+def read_text(path: Path) -> str:
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8: byte offset {err.start} "
                         f"(0x{raw[err.start]:02x}) cannot be decoded") from None
-    sentences = [tokens for tokens in (line.split() for line in text.splitlines()) if tokens]
+
+
+def tokenize_lines(text: str, tokenize: str = "word") -> list[list[str]]:
+    """The non-blank lines of a text as token lists: words, or characters with spaces kept."""
+    if tokenize == "char":
+        return [list(line) for line in text.splitlines() if line.strip()]
+    return [tokens for tokens in (line.split() for line in text.splitlines()) if tokens]
+
+
+def read_sentences(path: Path, tokenize: str = "word") -> list[list[str]]:
+    sentences = tokenize_lines(read_text(path), tokenize)
     if not sentences:
         raise DataError(f"{path} is empty: it holds no tokens")
     return sentences
 
 
-def read_corpus(root: str | Path) -> dict[str, list[list[str]]]:
+def split_single_file(path: Path, tokenize: str, fractions) -> dict[str, list[list[str]]]:
+    """One file's lines, in order, cut into train / valid / test by `fractions`."""
+    lines = read_sentences(path, tokenize)
+    train_end = int(len(lines) * fractions[0])
+    valid_end = train_end + int(len(lines) * fractions[1])
+    corpus = {"train": lines[:train_end], "valid": lines[train_end:valid_end], "test": lines[valid_end:]}
+    for split, part in corpus.items():
+        if not part:
+            raise DataError(f"{path} has {len(lines)} non-blank lines: too few for a {split} split "
+                            f"with data.split_fractions={list(fractions)}")
+    return corpus
+
+
+def read_corpus(root: str | Path, tokenize: str = "word",
+                split_fractions=(0.9, 0.05, 0.05)) -> dict[str, list[list[str]]]:
     root = Path(root).expanduser()
+    if root.is_file():
+        return split_single_file(root, tokenize, split_fractions)
     if not root.is_dir():
         raise DataError(f"corpus folder {root} does not exist (data.root)")
-    return {split: read_sentences(split_path(root, split)) for split in SPLITS}
+    texts = sorted(root.glob("*.txt"))
+    has_splits = any((root / f"{p}{s}.txt").is_file() for s in SPLITS for p in ("", "ptb."))
+    if len(texts) == 1 and not has_splits:
+        return split_single_file(texts[0], tokenize, split_fractions)
+    return {split: read_sentences(split_path(root, split), tokenize) for split in SPLITS}
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -157,6 +193,43 @@ class BatchIndices(Sampler):
             yield order[k * self.batch_size:(k + 1) * self.batch_size]
 
 
+# --------------------------------------------------------------------------- stream protocol
+
+def stream_tensor(sentences: list[list[str]], vocab: Vocab) -> Tensor:
+    """A split as one token stream, <eos> at the end of every line."""
+    eos = vocab.stoi[EOS]
+    ids = []
+    for sentence in sentences:
+        ids.extend(vocab.encode(sentence))
+        ids.append(eos)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def batchify(stream: Tensor, batch_size: int) -> Tensor:
+    """(L, batch_size): the stream cut into batch_size contiguous columns (the tail dropped)."""
+    length = len(stream) // batch_size
+    return stream[:length * batch_size].view(batch_size, length).t().contiguous()
+
+
+class StreamBatches(Dataset):
+    """Batch i: steps [i·bptt, i·bptt + T) of every column and the tokens one step later.
+
+    Batches are (B, T) to match the window protocol's layout; the last one may be shorter.
+    """
+
+    def __init__(self, columns: Tensor, bptt: int):
+        self.columns, self.bptt = columns, bptt
+
+    def __len__(self) -> int:
+        return max(0, -(-(len(self.columns) - 1) // self.bptt))
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        start = i * self.bptt
+        steps = min(self.bptt, len(self.columns) - 1 - start)
+        return (self.columns[start:start + steps].t().contiguous(),
+                self.columns[start + 1:start + 1 + steps].t().contiguous())
+
+
 # --------------------------------------------------------------------------- DataModule
 
 @dataclass
@@ -182,25 +255,43 @@ class LMDataModule(pl.LightningDataModule):
         if self.cfg.name == "synthetic":
             from lstm_sweep.synthetic import MarkovSource
             return MarkovSource.from_config(self.cfg.generator).ensure_corpus(self.cfg.cache_dir)
-        return Path(self.cfg.root).expanduser()
+        if self.cfg.get("root"):
+            return Path(self.cfg.root).expanduser()
+        from lstm_sweep.download import fetch_corpus
+        return fetch_corpus(self.cfg.name, self.cfg.download, self.cfg.cache_dir)
+
+    def batch_size(self, train: bool) -> int:
+        return self.cfg.batch_size if train else (self.cfg.eval_batch_size or self.cfg.batch_size)
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocab is not None:
             return
-        corpus = read_corpus(self.corpus_root())
+        corpus = read_corpus(self.corpus_root(), self.cfg.tokenize, tuple(self.cfg.split_fractions))
         self.vocab = Vocab.build(corpus["train"], unk=self.cfg.unk_token)
         for split, sentences in corpus.items():
-            inputs, targets = window_tensors(sentences, self.vocab, self.cfg.n_step)
-            self.tensors[split] = (inputs, targets)
-            self.stats[split] = SplitStats(len(sentences), sum(map(len, sentences)), len(targets))
-        if self.cfg.name == "synthetic":
+            tokens = sum(map(len, sentences))
+            if self.cfg.protocol == "window":
+                inputs, targets = window_tensors(sentences, self.vocab, self.cfg.n_step)
+                self.tensors[split] = (inputs, targets)
+                self.stats[split] = SplitStats(len(sentences), tokens, len(targets))
+            else:
+                batch_size = self.batch_size(train=split == "train")
+                columns = batchify(stream_tensor(sentences, self.vocab), batch_size)
+                if len(columns) < 2:
+                    raise DataError(f"the {split} split has {tokens + len(sentences)} tokens: too few for "
+                                    f"{batch_size} parallel streams (data.batch_size / data.eval_batch_size)")
+                self.tensors[split] = (columns,)
+                self.stats[split] = SplitStats(len(sentences), tokens, (len(columns) - 1) * batch_size)
+        if self.cfg.name == "synthetic" and self.cfg.protocol == "window":
             from lstm_sweep.synthetic import MarkovSource
             source = MarkovSource.from_config(self.cfg.generator)
             self.oracle_ppl = source.window_oracle_perplexity(corpus["test"], set(self.vocab.itos), self.cfg.n_step)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
+        if self.cfg.protocol == "stream":  # in order: the hidden state runs on from batch to batch
+            return DataLoader(StreamBatches(self.tensors[split][0], self.cfg.bptt), batch_size=None)
         inputs, targets = self.tensors[split]
-        batch_size = self.cfg.batch_size if train else (self.cfg.eval_batch_size or self.cfg.batch_size)
+        batch_size = self.batch_size(train)
         sampler = BatchIndices(len(targets), batch_size, shuffle=train and self.cfg.shuffle,
                                drop_last=train and self.cfg.drop_last, seed=self.seed)
         if len(sampler) == 0:
@@ -221,14 +312,19 @@ class LMDataModule(pl.LightningDataModule):
 def check_data_config(cfg) -> None:
     if cfg.protocol not in PROTOCOLS:
         raise ConfigError(f"data.protocol={cfg.protocol!r} is not one of {', '.join(PROTOCOLS)}")
-    for key in ("n_step", "batch_size"):
+    if cfg.tokenize not in TOKENIZERS:
+        raise ConfigError(f"data.tokenize={cfg.tokenize!r} is not one of {', '.join(TOKENIZERS)}")
+    fractions = list(cfg.split_fractions)
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-9:
+        raise ConfigError(f"data.split_fractions={fractions} must be three numbers > 0 that sum to 1")
+    for key in ("n_step", "batch_size", "bptt"):
         value = cfg[key]
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"data.{key}={value!r} must be an integer >= 1")
     if cfg.eval_batch_size is not None and (not isinstance(cfg.eval_batch_size, int) or cfg.eval_batch_size < 1):
         raise ConfigError(f"data.eval_batch_size={cfg.eval_batch_size!r} must be null or an integer >= 1")
-    if cfg.name != "synthetic" and not cfg.get("root"):
+    if cfg.name != "synthetic" and not cfg.get("root") and not cfg.get("download"):
         raise ConfigError(f"data.root is required for data={cfg.name}: the folder holding train.txt, "
-                          "valid.txt and test.txt")
+                          "valid.txt and test.txt, or one text file")
     if cfg.unk_token in (PAD, SOS, EOS):
         raise ConfigError(f"data.unk_token={cfg.unk_token!r} collides with a special token")

@@ -27,12 +27,11 @@ class LitLanguageModel(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         check_optim_config(config["optim"])
-        m = config["model"]
-        self.model = LanguageModel(
-            vocab_size, m["embedding_size"], m["hidden_size"], m["num_layers"], cell=m["cell"],
-            dropout=m["dropout"], init=m["init"], tie_weights=m["tie_weights"],
-            decoder_bias=m["decoder_bias"], decoder_bias_init=m["decoder_bias_init"], impl=m["impl"])
-        self.optim_config = config["optim"]
+        check_schedule_config(config["schedule"])
+        self.model = LanguageModel.from_config(config["model"], vocab_size)
+        self.optim_config, self.schedule_config = config["optim"], config["schedule"]
+        self.protocol = config["data"]["protocol"]
+        self._state: dict[str, list] = {}  # stream protocol: the hidden state carried per split
         self._nll_sum: dict[str, Tensor] = {}
         self._count: dict[str, int] = {}
         self.val_history: list[float] = []  # val/ppl per epoch, for best-epoch bookkeeping
@@ -41,19 +40,30 @@ class LitLanguageModel(pl.LightningModule):
 
     # ------------------------------------------------------------------ loss
 
-    def _window_nll(self, batch) -> tuple[Tensor, int]:
-        """Summed NLL of the last position of each window, and how many were predicted."""
+    def _nll(self, batch, split: str) -> tuple[Tensor, int]:
+        """Summed NLL of a batch's predictions, and how many there were.
+
+        window: the last position of each window, from a zero state. stream: every
+        position, from the state the previous batch of this split left, detached so that
+        backpropagation stops at the batch boundary (truncated BPTT).
+        """
         inputs, targets = batch
-        logits, _ = self.model(inputs, last_only=True)
-        return F.cross_entropy(logits, targets, reduction="sum"), targets.numel()
+        if self.protocol == "window":
+            logits, _ = self.model(inputs, last_only=True)
+            return F.cross_entropy(logits, targets, reduction="sum"), targets.numel()
+        logits, state = self.model(inputs, self._state.get(split))
+        self._state[split] = [tuple(t.detach() for t in layer) for layer in state]
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"), targets.numel()
 
     def _accumulate(self, split: str, nll_sum: Tensor, count: int) -> None:
         self._nll_sum[split] = self._nll_sum[split] + nll_sum.detach().double()
         self._count[split] += count
 
     def _reset(self, split: str) -> None:
+        """A split's epoch starts: no loss summed yet, and a zero hidden state."""
         self._nll_sum[split] = torch.zeros((), dtype=torch.float64, device=self.device)
         self._count[split] = 0
+        self._state.pop(split, None)
 
     def _log_split(self, split: str, loss: bool = True) -> float | None:
         """Log the split's mean NLL (unless `loss` is off) and perplexity; return the perplexity."""
@@ -80,7 +90,7 @@ class LitLanguageModel(pl.LightningModule):
         self.log("lr", self.optimizers().param_groups[0]["lr"])
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        nll_sum, count = self._window_nll(batch)
+        nll_sum, count = self._nll(batch, "train")
         loss = nll_sum / count
         if not torch.isfinite(loss):
             raise DivergenceError(f"training loss became {loss.item()} at step {self.global_step} "
@@ -106,7 +116,7 @@ class LitLanguageModel(pl.LightningModule):
         self._reset("val")
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._accumulate("val", *self._window_nll(batch))
+        self._accumulate("val", *self._nll(batch, "val"))
 
     def on_validation_epoch_end(self) -> None:
         if self._count["val"] and not torch.isfinite(self._nll_sum["val"]):
@@ -120,7 +130,7 @@ class LitLanguageModel(pl.LightningModule):
         self._reset("test")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._accumulate("test", *self._window_nll(batch))
+        self._accumulate("test", *self._nll(batch, "test"))
 
     def on_test_epoch_end(self) -> None:
         self._log_split("test")
@@ -133,10 +143,43 @@ class LitLanguageModel(pl.LightningModule):
     def configure_optimizers(self):
         o = self.optim_config
         if o["name"] == "adam":
-            return torch.optim.Adam(self.parameters(), lr=o["lr"], betas=tuple(o["betas"]),
-                                    eps=o["eps"], weight_decay=o["weight_decay"])
-        return torch.optim.SGD(self.parameters(), lr=o["lr"], momentum=o["momentum"],
-                               weight_decay=o["weight_decay"])
+            optimizer = torch.optim.Adam(self.parameters(), lr=o["lr"], betas=tuple(o["betas"]),
+                                         eps=o["eps"], weight_decay=o["weight_decay"])
+        else:
+            optimizer = torch.optim.SGD(self.parameters(), lr=o["lr"], momentum=o["momentum"],
+                                        weight_decay=o["weight_decay"])
+        s = self.schedule_config
+        if s["name"] == "plateau":  # lr × factor whenever val/ppl fails to beat its best
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", factor=s["factor"], patience=0, threshold=0.0)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val/ppl", "interval": "epoch"}}
+        if s["name"] == "exponential":
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, DecayAfter(s["start_epoch"], s["factor"]))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return optimizer
+
+
+class DecayAfter:
+    """Epochs 1 … start_epoch at the initial lr, then × factor each epoch (Zaremba et al.)."""
+
+    def __init__(self, start_epoch: int, factor: float):
+        self.start_epoch, self.factor = start_epoch, factor
+
+    def __call__(self, epoch: int) -> float:  # epoch: 0-based, as LambdaLR counts
+        return self.factor ** max(0, epoch + 1 - self.start_epoch)
+
+
+SCHEDULES = ("none", "plateau", "exponential")
+
+
+def check_schedule_config(s: dict) -> None:
+    if s["name"] not in SCHEDULES:
+        raise ConfigError(f"schedule.name={s['name']!r} is not one of {', '.join(SCHEDULES)}")
+    if not isinstance(s["factor"], (int, float)) or not 0 < s["factor"] <= 1:
+        raise ConfigError(f"schedule.factor={s['factor']!r} must be in (0, 1]")
+    if not isinstance(s["start_epoch"], int) or s["start_epoch"] < 0:
+        raise ConfigError(f"schedule.start_epoch={s['start_epoch']!r} must be an integer >= 0")
 
 
 def check_optim_config(o: dict) -> None:

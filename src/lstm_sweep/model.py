@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from lstm_sweep.cells import State
@@ -13,25 +14,44 @@ class LanguageModel(nn.Module):
     def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int = 1,
                  cell: str = "one", dropout: float = 0.0, init: str = "linear",
                  tie_weights: bool = False, decoder_bias: bool = True,
-                 decoder_bias_init: float | None = None, impl: str = "fast"):
+                 decoder_bias_init: float | None = None, impl: str = "fast",
+                 embedding_dropout: float = 0.0, init_range: float | None = None):
         super().__init__()
         if tie_weights and embedding_size != hidden_size:
             raise ConfigError(f"model.tie_weights=true needs model.embedding_size == model.hidden_size "
                               f"(got {embedding_size} and {hidden_size})")
         if decoder_bias_init is not None and not isinstance(decoder_bias_init, (int, float)):
             raise ConfigError(f"model.decoder_bias_init={decoder_bias_init!r} must be null or a number")
+        if not 0.0 <= embedding_dropout < 1.0:
+            raise ConfigError(f"model.embedding_dropout={embedding_dropout!r} must be in [0, 1)")
+        if init_range is not None and not (isinstance(init_range, (int, float)) and init_range > 0):
+            raise ConfigError(f"model.init_range={init_range!r} must be null or a number > 0")
         self.embedding = nn.Embedding(vocab_size, embedding_size)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.rnn = build_stack(cell, embedding_size, hidden_size, num_layers, dropout, init, impl)
         self.decoder = nn.Linear(hidden_size, vocab_size, bias=decoder_bias)
         if tie_weights:
             self.decoder.weight = self.embedding.weight  # one tensor, two uses
+        if init_range is not None:  # Zaremba et al.: every parameter ~ U(±init_range)
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.uniform_(-init_range, init_range)
         if decoder_bias and decoder_bias_init is not None:
             nn.init.constant_(self.decoder.bias, decoder_bias_init)  # the course used ones
+
+    @classmethod
+    def from_config(cls, m: dict, vocab_size: int) -> "LanguageModel":
+        """The model described by a run's `model` config."""
+        return cls(vocab_size, m["embedding_size"], m["hidden_size"], m["num_layers"], cell=m["cell"],
+                   dropout=m["dropout"], init=m["init"], tie_weights=m["tie_weights"],
+                   decoder_bias=m["decoder_bias"], decoder_bias_init=m["decoder_bias_init"],
+                   impl=m.get("impl", "fast"), embedding_dropout=m.get("embedding_dropout", 0.0),
+                   init_range=m.get("init_range"))
 
     def forward(self, tokens: Tensor, state: list[State] | None = None,
                 last_only: bool = False) -> tuple[Tensor, list[State]]:
         """tokens (B, T) → logits (B, T, V), or (B, V) for the last position only."""
-        x = self.embedding(tokens.T)  # time-major for the stack
+        x = self.embedding_dropout(self.embedding(tokens.T))  # time-major for the stack
         out, state = self.rnn(x, state)
         if last_only:
             return self.decoder(out[-1]), state

@@ -2,7 +2,7 @@
 
 Input is time-major (T, B, E). Layer k's h sequence is layer k+1's input; dropout, when
 set, applies between layers and on the top output, never along time. States are one
-(h, c) pair per layer, each (B, H).
+tuple per layer — (h, c) for the LSTM cells, (h,) for GRU and RNN — each tensor (B, H).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def run_cell(cell: nn.Module, x: Tensor, state: State) -> tuple[Tensor, State]:
 
 class CellStack(nn.Module):
     """N layers of one of our hand-written cells, run step by step (`reference`, the
-    definition) or a whole sequence at a time (`fast`, see fast.py)."""
+    definition) or a whole sequence at a time (`fast`, see fast.py; the LSTM cells only —
+    GRU and RNN always run step by step)."""
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int,
                  dropout: float = 0.0, init: str = "linear", impl: str = "fast"):
@@ -48,7 +49,7 @@ class CellStack(nn.Module):
             if k > 0:
                 x = self.dropout(x)
             layer_state = state[k] if state is not None else layer.zero_state(x.shape[1], x)
-            if self.impl == "fast":
+            if self.impl == "fast" and layer.has_fast_path:
                 x, layer_state = lstm_layer(layer, x, layer_state)
             else:
                 x, layer_state = run_cell(layer, x, layer_state)

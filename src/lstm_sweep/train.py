@@ -26,7 +26,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from lstm_sweep.data import LMDataModule
@@ -69,6 +69,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
              sum(p.numel() for p in module.parameters()), torch.get_num_threads())
 
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+    callbacks = []
+    if t.early_stopping_patience is not None:  # stop once val/ppl has not improved for that many epochs
+        callbacks.append(EarlyStopping(monitor="val/ppl", mode="min", patience=t.early_stopping_patience))
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-epoch{epoch}",
                                  auto_insert_metric_name=False, monitor="val/ppl", mode="min",
                                  save_top_k=1, save_last=True)
@@ -78,7 +81,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=t.progress_bar,
-        num_sanity_val_steps=0, logger=logger, callbacks=[checkpoint], default_root_dir=str(run_dir),
+        num_sanity_val_steps=0, logger=logger, callbacks=[*callbacks, checkpoint], default_root_dir=str(run_dir),
         enable_model_summary=False)
 
     start = time.perf_counter()
