@@ -145,3 +145,14 @@ def test_run_names():
     assert run_name("data.batch_size=8,optim.lr=0.1") == "batch_size=8,lr=0.1"
     assert run_name("data.name=a,model.name=b") == "data.name=a,model.name=b"  # would read alike
     assert run_name("data.root=/x/y") == "root=_x_y" and run_name("") == "run"
+
+
+def test_an_experiment_brings_its_own_grid():
+    from lstm_sweep.sweep import sweep_plan
+
+    name, swept, fixed = sweep_plan(["+experiment=ptb_medium", "data.root=/data/ptb"])
+    assert name == "ptb_medium" and swept == ["model.cell", "seed"]
+    assert {"model.num_layers", "data.root", "experiment"} <= set(fixed)
+    name, swept, fixed = sweep_plan(["model.hidden_size=64,128", "seed=range(3)", "model.cell=two"])
+    assert name == "default" and swept == ["model.num_layers", "seed", "model.hidden_size"]
+    assert "model.cell" in fixed

@@ -58,8 +58,8 @@ def sweep_plan(overrides: list[str]) -> tuple[str, list[str], list[str]]:
     with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
         cfg = compose("config", overrides=[o.input_line for o in fixed], return_hydra_config=True)
     grid = {str(k): str(v) for k, v in (cfg.hydra.sweeper.params or {}).items()}
-    swept = {key: True for key, values in grid.items()
-             if OverridesParser.create().parse_override(f"{key}={values}").is_sweep_override()}
+    parser = OverridesParser.create()
+    swept = {key: parser.parse_override(f"{key}={values}").is_sweep_override() for key, values in grid.items()}
     for o in parsed:  # the command line wins over the config's grid, and adds to it
         swept[o.key_or_group] = o.is_sweep_override()
     experiment = next((o.value() for o in fixed if o.key_or_group == "experiment"), None)

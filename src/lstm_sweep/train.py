@@ -36,8 +36,8 @@ from lstm_sweep.naming import run_name
 
 log = logging.getLogger(__name__)
 
+# For hydra.run.dir / hydra.sweep.dir (unique per process) and hydra.sweep.subdir.
 OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
-
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 
 TEST_CHECKPOINTS = ("last", "best")
@@ -52,6 +52,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     if t.test_checkpoint not in TEST_CHECKPOINTS:
         raise ConfigError(f"trainer.test_checkpoint={t.test_checkpoint!r} is not one of "
                           f"{', '.join(TEST_CHECKPOINTS)}")
+    patience = t.early_stopping_patience
+    if patience is not None and (not isinstance(patience, int) or patience < 0):
+        raise ConfigError(f"trainer.early_stopping_patience={patience!r} must be null or an integer >= 0")
     threads = torch_threads(t.threads)
     if threads is not None:
         torch.set_num_threads(threads)
