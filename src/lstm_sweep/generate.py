@@ -2,10 +2,13 @@
 
 Loads a run's checkpoint (tensors and plain values only: `torch.load(weights_only=True)`)
 and its vocabulary, feeds the prefix and samples tokens one at a time from the softmax
-at the given temperature, the way the run was trained: a window model sees the last
-n_step tokens of the current sentence (from <sos>), a stream model carries its hidden
-state. <pad> and <sos> are never sampled; <eos> ends a line. Prefix words the vocabulary
-lacks become its unknown token, with a warning. With --seed the text is reproducible.
+at the given temperature, the way the run was trained. A stream model carries its hidden
+state, and <eos> is a line end. A window model sees the last n_step tokens of the current
+sentence (from <sos>); the window protocol never teaches what follows a sentence's end,
+so after an <eos> it starts another continuation of the prefix on a new line (and an
+empty sentence cannot end). <pad> and <sos> are never sampled. Prefix words the
+vocabulary lacks become its unknown token, with a warning. With --seed the text is
+reproducible.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def tokenize_prefix(prefix: str, vocab: Vocab, tokenize: str) -> list[int]:
 @torch.no_grad()
 def generate(model: LanguageModel, vocab: Vocab, data_config: dict, prefix_ids: list[int], tokens: int,
              temperature: float = 1.0, seed: int | None = None) -> list[int]:
-    """`tokens` sampled token ids following `prefix_ids`."""
+    """`tokens` sampled token ids following `prefix_ids` (a window model's restarts repeat the prefix)."""
     if temperature <= 0:
         raise ConfigError(f"--temperature={temperature} must be > 0")
     generator = torch.Generator()
@@ -77,7 +80,7 @@ def generate(model: LanguageModel, vocab: Vocab, data_config: dict, prefix_ids: 
         logits, state = model(torch.tensor([[eos, *prefix_ids]]), None)
         logits = logits[0, -1]
     out = []
-    for _ in range(tokens):
+    while len(out) < tokens:
         if window:
             context = sentence[-n_step:]
             context = [pad] * (n_step - len(context)) + context
@@ -85,14 +88,18 @@ def generate(model: LanguageModel, vocab: Vocab, data_config: dict, prefix_ids: 
             logits = logits[0]
         logits = logits / temperature
         logits[banned] = -torch.inf
+        if window and len(sentence) == 1:
+            logits[eos] = -torch.inf
         token = int(torch.multinomial(torch.softmax(logits.double(), dim=-1), 1, generator=generator))
         out.append(token)
         if window:
-            sentence = [sos] if token == eos else [*sentence, token]
+            sentence = [sos, *prefix_ids] if token == eos else [*sentence, token]
+            if token == eos:
+                out.extend(prefix_ids)
         else:
             logits, state = model(torch.tensor([[token]]), state)
             logits = logits[0, -1]
-    return out
+    return out[:tokens]
 
 
 def detokenize(ids: list[int], vocab: Vocab, tokenize: str) -> str:
