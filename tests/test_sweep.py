@@ -156,3 +156,14 @@ def test_an_experiment_brings_its_own_grid():
     name, swept, fixed = sweep_plan(["model.hidden_size=64,128", "seed=range(3)", "model.cell=two"])
     assert name == "default" and swept == ["model.num_layers", "seed", "model.hidden_size"]
     assert "model.cell" in fixed
+
+
+def test_a_variation_sweep_is_compared_configuration_by_configuration(sweep, tmp_path):
+    cwd, _ = sweep
+    folder = cwd / "multirun" / "small"
+    _, out = write_report(folder, tmp_path / "report", [("the same again", folder)])
+    report = (out / "REPORT.md").read_text()
+    assert "## Variations" in report and "### the same again" in report
+    assert "- cell=one,layers=1: the same again vs this sweep: no detectable difference (+0 ± " in report
+    table = pd.read_csv(out / "variation_the_same_again.csv")
+    assert len(table) == 4 and set(table["difference"]) == {0.0}

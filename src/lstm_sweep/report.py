@@ -189,13 +189,28 @@ def figures(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- reference
 
+def read_reference(sweep: Sweep) -> dict:
+    """The experiment's `reference:` block, from the first finished run's saved config."""
+    if not len(sweep.finished):
+        return {}
+    config = OmegaConf.load(Path(sweep.finished.iloc[0]["path"]) / ".hydra" / "config.yaml")
+    return OmegaConf.to_container(config.get("reference") or OmegaConf.create({}))
+
+
+def reference_ppl(reference: dict, factors: list[str], values) -> float | None:
+    """The reference's test perplexity for this configuration, if it names one."""
+    wanted = dict(zip(factors, values))
+    for entry in reference.get("results", []):
+        keys = [k for k in entry if not k.startswith("test/")]
+        if all(k in wanted and wanted[k] == entry[k] for k in keys):
+            return entry["test/ppl"]
+    return None
+
+
 def reference_section(sweep: Sweep, out: Path, comparisons) -> str:
     """Compare with published means, if the experiment's config names them (`reference:`)."""
     finished = sweep.finished
-    if not len(finished):
-        return ""
-    config = OmegaConf.load(Path(finished.iloc[0]["path"]) / ".hydra" / "config.yaml")
-    reference = OmegaConf.to_container(config.get("reference") or OmegaConf.create({}))
+    reference = read_reference(sweep)
     if not reference.get("results"):
         return ""
     lines = [f"Reference: {reference.get('source', 'published results')}.", ""]
@@ -267,6 +282,41 @@ def judge_claim(claim: dict, comparisons) -> str:
     return "; ".join(found) if found else "not testable in this sweep"
 
 
+# --------------------------------------------------------------------------- variations
+
+def variations_section(sweep: Sweep, out: Path, variations: list[tuple[str, Sweep]]) -> str:
+    """The same configurations run with one thing changed, each compared with ours by Welch's test."""
+    from lstm_sweep.stats import compare
+
+    lines = []
+    reference = read_reference(sweep)
+    for label, other in variations:
+        rows, verdicts = [], []
+        for values, ours in configurations(sweep, sweep.finished):
+            ref = reference_ppl(reference, sweep.factors, values)
+            theirs = other.finished
+            for factor, value in zip(sweep.factors, values):
+                theirs = theirs[theirs[factor] == value] if factor in theirs else theirs.iloc[0:0]
+            context = dict(zip(sweep.factors, values))
+            c = compare(ours, theirs, "test/ppl", "variation", "this sweep", label, context, "ppl")
+            where = config_label(sweep.factors, values)
+            rows.append({"configuration": where, "this sweep": mean_std(ours["test/ppl"], 3),
+                         label: mean_std(theirs["test/ppl"], 3),
+                         "difference": f"{c.diff:+.3f}" if len(theirs) else "—",
+                         "95% CI": f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]" if not math.isnan(c.ci_low) else "—",
+                         "Welch p": f"{c.p_welch:.2g}" if not math.isnan(c.p_welch) else "—"})
+            if ref is not None:
+                rows[-1]["reference"] = f"{ref:.3f}"
+                rows[-1][f"{label} − reference"] = (f"{(c.mean_b - ref) / ref:+.1%}" if len(theirs) else "—")
+            verdicts.append(f"{where}: " + c.verdict.replace("variation=", ""))
+        stem = "variation_" + "".join(ch if ch.isalnum() else "_" for ch in label)
+        caption = f"Test perplexity of this sweep and of the same configurations with {label} ({other.folder})."
+        lines += [f"### {label}", "", *[f"- {v}" for v in verdicts], "",
+                  write_table(pd.DataFrame(rows), out, stem, caption), ""]
+        lines += [f"Started as: `{s['command']}`" for s in other.info.get("starts", [])[:1]] + [""]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- REPORT.md
 
 def provenance(sweep: Sweep) -> list[str]:
@@ -311,8 +361,12 @@ def resolve_out(sweep: Sweep, out: Path | None) -> Path:
     return out
 
 
-def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[Sweep, Path]:
+def write_report(sweep_dir: str | Path, out: str | Path | None = None,
+                 variations: list[tuple[str, str | Path]] = ()) -> tuple[Sweep, Path]:
+    """Write the report of `sweep_dir`; `variations` are (label, sweep folder) of the same
+    grid run with one thing changed, to compare with."""
     sweep = read_sweep(sweep_dir)
+    others = [(label, read_sweep(folder)) for label, folder in variations]
     out = resolve_out(sweep, Path(out) if out else None)
     out.mkdir(parents=True, exist_ok=True)
     sweep.runs.to_csv(out / "runs.csv", index=False)
@@ -323,6 +377,7 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[
     per_config = per_configuration_tables(sweep, out)
     made = figures(sweep, out)
     reference_md = reference_section(sweep, out, comparisons)
+    variations_md = variations_section(sweep, out, others)
 
     name = sweep.info.get("name") or sweep.folder.name
     finished, total = len(sweep.finished), len(sweep.runs)
@@ -348,6 +403,8 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[
                   f"α = {ALPHA}. Lower perplexity is better.", "", stats_md, ""]
     if reference_md:
         parts += ["## Against the reference", "", reference_md, ""]
+    if variations_md:
+        parts += ["## Variations", "", variations_md]
     if made:
         parts += ["## Figures", ""]
         parts += [f"![{caption}]({file})\n\n{caption}.\n" for caption, file in made]
@@ -366,10 +423,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lstm-aggregate", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder (lstm-sweep's or lstm-train -m's)")
     parser.add_argument("--out", type=Path, help="the report folder (default: reports/<sweep name>)")
+    parser.add_argument("--compare", action="append", default=[], metavar="LABEL=DIR",
+                        help="another sweep of the same grid with one thing changed, e.g. "
+                             "'without shuffling=multirun/x' (repeatable)")
     args = parser.parse_args(argv)
+    variations = []
+    for item in args.compare:
+        label, sep, folder = item.rpartition("=")
+        if not sep or not label:
+            parser.error(f"--compare {item!r}: expected LABEL=DIR")
+        variations.append((label, Path(folder)))
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     try:
-        sweep, out = write_report(args.sweep_dir, args.out)
+        sweep, out = write_report(args.sweep_dir, args.out, variations)
     except ConfigError as err:
         log.error("%s", err)
         return 2
