@@ -163,6 +163,7 @@ def test_report2021_experiment_is_the_course_setting(make_cfg):
     cfg = make_cfg("+experiment=report2021", f"data.root={SHARED_DATA / 'penn_small'}", tiny=False)
     assert cfg.data.name == "penn_small" and cfg.data.protocol == "window"
     assert (cfg.data.n_step, cfg.data.batch_size, cfg.data.unk_token) == (5, 128, "<unk_word>")
+    assert cfg.data.shuffle is False  # windows in corpus order, as the report's numbers indicate
     assert (cfg.model.embedding_size, cfg.model.hidden_size, cfg.model.init) == (256, 256, "linear")
     assert cfg.model.decoder_bias_init == 1.0
     assert (cfg.optim.name, cfg.optim.lr, cfg.trainer.max_epochs) == ("adam", 0.0005, 5)

@@ -190,10 +190,12 @@ def figures(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- reference
 
 def read_reference(sweep: Sweep) -> dict:
-    """The experiment's `reference:` block, from the first finished run's saved config."""
+    """The experiment's `reference:` block, from the newest finished run's saved config
+    (a sweep completed later may carry an updated description)."""
     if not len(sweep.finished):
         return {}
-    config = OmegaConf.load(Path(sweep.finished.iloc[0]["path"]) / ".hydra" / "config.yaml")
+    configs = [Path(p) / ".hydra" / "config.yaml" for p in sweep.finished["path"]]
+    config = OmegaConf.load(max(configs, key=lambda c: c.stat().st_mtime))
     return OmegaConf.to_container(config.get("reference") or OmegaConf.create({}))
 
 
