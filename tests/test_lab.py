@@ -1,7 +1,6 @@
 """The recurrent-LM lab: stream protocol, characters, single-file corpora, tying, schedules,
 early stopping and generation."""
 
-import json
 import math
 import subprocess
 import sys
@@ -158,7 +157,7 @@ def char_run(tmp_path_factory, cache_dir):
     text = "the time traveller\nwas one\n"
     root = write_corpus(tmp_path_factory.mktemp("corpus"), text * 50, valid=text * 5, test=text * 5)
     with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[f"data=text", f"data.root={root}", "data.tokenize=char", *STREAM,
+        cfg = compose("config", overrides=["data=text", f"data.root={root}", "data.tokenize=char", *STREAM,
                                            "model.embedding_size=16", "model.hidden_size=16",
                                            "trainer.max_epochs=2", "trainer.progress_bar=false"])
     train(cfg, run_dir)

@@ -135,8 +135,8 @@ def statistics_table(sweep: Sweep, out: Path) -> tuple[str, list[str], list]:
                 for c in comparisons]
     if not rows:
         return "", [], comparisons
-    caption = (f"Test perplexity, every pair of configurations that differ in one factor: mean difference "
-               f"with Welch's 95% confidence interval and p-value, and the paired-by-seed t-test.")
+    caption = ("Test perplexity, every pair of configurations that differ in one factor: mean difference "
+               "with Welch's 95% confidence interval and p-value, and the paired-by-seed t-test.")
     return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption), verdicts, comparisons
 
 
