@@ -145,6 +145,10 @@ def test_run_names():
     assert run_name("data.batch_size=8,optim.lr=0.1") == "batch_size=8,lr=0.1"
     assert run_name("data.name=a,model.name=b") == "data.name=a,model.name=b"  # would read alike
     assert run_name("data.root=/x/y") == "root=_x_y" and run_name("") == "run"
+    # a list value keeps its commas and does not swallow the next key
+    assert (run_name("data.split_fractions=[0.8,0.1,0.1],model.cell=one")
+            == "split_fractions=[0.8,0.1,0.1],cell=one")
+    assert run_name("data.unk_token='a,b',seed=1") == "unk_token='a,b',seed=1"
 
 
 def test_an_experiment_brings_its_own_grid():

@@ -11,10 +11,30 @@ def run_name(override_dirname: str) -> str:
     """A sweep run's folder name from Hydra's override_dirname (`k=v,k=v`, sorted by key)."""
     if not override_dirname:
         return "run"
-    items = [item.split("=", 1) for item in override_dirname.split(",") if "=" in item]
+    items = [item.split("=", 1) for item in split_top_level(override_dirname) if "=" in item]
     shorts = [short_key(k) for k, _ in items]
     names = [s if shorts.count(s) == 1 else k.lstrip("+~") for (k, _), s in zip(items, shorts)]
     return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split `k=v,k=[a,b]` at the separators outside brackets and quotes: a swept list or
+    dict value (`data.split_fractions=[0.8,0.1,0.1]`) stays one item."""
+    items, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth = max(depth - 1, 0)
+        elif ch == sep and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return items
 
 
 def short_key(key: str) -> str:
