@@ -5,13 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from numpy_lstm import stack_forward_backward
 from torch import nn
 
 from lstm_sweep.cells import ModelOneCell, ModelTwoCell
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.stack import CellStack, TorchLSTMStack, build_stack
-
-from numpy_lstm import stack_forward_backward
 
 T, B, E, H = 6, 3, 5, 4
 TORCH_GATES = "ifgo"  # nn.LSTM's row blocks

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA, write_corpus
 
 from lstm_sweep.data import BatchIndices, Vocab, read_corpus, window_tensors
 from lstm_sweep.errors import DataError
 from lstm_sweep.synthetic import MarkovSource, word_for_rank
-
-from conftest import SHARED_DATA, write_corpus
 
 
 def test_vocab_specials_first_then_words_by_frequency():
@@ -63,8 +62,8 @@ def test_empty_split_names_the_file(tmp_path):
 
 def test_non_utf8_names_file_and_byte_offset(tmp_path):
     root = write_corpus(tmp_path / "c", "a b\n")
-    (root / "train.txt").write_bytes("héllo wörld\n".encode("utf-8") + b"abc \xff def\n")
-    offset = len("héllo wörld\n".encode("utf-8")) + 4
+    (root / "train.txt").write_bytes("héllo wörld\n".encode() + b"abc \xff def\n")
+    offset = len("héllo wörld\n".encode()) + 4
     with pytest.raises(DataError, match=f"{root / 'train.txt'} is not UTF-8: byte offset {offset} \\(0xff\\)"):
         read_corpus(root)
 

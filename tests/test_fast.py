@@ -44,7 +44,7 @@ def run(stack, x, states, g_out, g_states):
 
 def problem(num_layers, dtype, with_state):
     g = torch.Generator().manual_seed(1)
-    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype)  # noqa: E731
+    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype)
     states = [(rand(B, H), rand(B, H)) for _ in range(num_layers)] if with_state else None
     return rand(T, B, E), states, rand(T, B, H), [(rand(B, H), rand(B, H)) for _ in range(num_layers)]
 

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA, write_corpus
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lstm_sweep.data import LMDataModule, StreamBatches, Vocab, batchify, read_corpus, stream_tensor, tokenize_lines
+from lstm_sweep.data import (
+    LMDataModule,
+    StreamBatches,
+    Vocab,
+    batchify,
+    read_corpus,
+    stream_tensor,
+    tokenize_lines,
+)
 from lstm_sweep.errors import DataError
 from lstm_sweep.generate import generate, load_run
 from lstm_sweep.lightning_module import LitLanguageModel
 from lstm_sweep.model import LanguageModel
 from lstm_sweep.train import train
-
-from conftest import SHARED_DATA, write_corpus
 
 STREAM = ["data.protocol=stream", "data.bptt=6", "data.batch_size=8", "data.eval_batch_size=4"]
 

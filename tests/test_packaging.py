@@ -1,8 +1,9 @@
 """Every config group ships in the wheel: `pip install .` finds them from any directory."""
 
-import tomllib
 from importlib import resources
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

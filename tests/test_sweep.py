@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from lstm_sweep.aggregate import read_sweep
 from lstm_sweep.naming import run_name
 from lstm_sweep.report import write_report
-
-from conftest import TINY
 
 BIN = Path(sys.executable).parent
 SMALL_GRID = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=20", "seed=0,1"]

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA, TINY, write_corpus
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lstm_sweep.data import LMDataModule
 from lstm_sweep.errors import ConfigError, DataError, DivergenceError
 from lstm_sweep.lightning_module import LitLanguageModel
 from lstm_sweep.train import train
-
-from conftest import SHARED_DATA, TINY, write_corpus
 
 LSTM_TRAIN = str(Path(sys.executable).parent / "lstm-train")
 

@@ -112,7 +112,7 @@ class Vocab:
         self.pad_id = self.stoi[PAD]
 
     @classmethod
-    def build(cls, sentences: list[list[str]], unk: str) -> "Vocab":
+    def build(cls, sentences: list[list[str]], unk: str) -> Vocab:
         counts = Counter(token for sentence in sentences for token in sentence)
         specials = [PAD, unk, SOS, EOS]
         # Counter keeps first-seen order, and sorted() is stable: ties stay in that order.
@@ -130,7 +130,7 @@ class Vocab:
         path.write_text(json.dumps({"unk": self.unk, "itos": self.itos}, ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: Path) -> "Vocab":
+    def load(cls, path: Path) -> Vocab:
         data = json.loads(Path(path).read_text())
         return cls(data["itos"], data["unk"])
 

@@ -40,7 +40,7 @@ class LanguageModel(nn.Module):
             nn.init.constant_(self.decoder.bias, decoder_bias_init)  # the course used ones
 
     @classmethod
-    def from_config(cls, m: dict, vocab_size: int) -> "LanguageModel":
+    def from_config(cls, m: dict, vocab_size: int) -> LanguageModel:
         """The model described by a run's `model` config."""
         return cls(vocab_size, m["embedding_size"], m["hidden_size"], m["num_layers"], cell=m["cell"],
                    dropout=m["dropout"], init=m["init"], tie_weights=m["tie_weights"],

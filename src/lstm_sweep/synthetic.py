@@ -74,7 +74,7 @@ class MarkovSource:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_config(cls, cfg) -> "MarkovSource":
+    def from_config(cls, cfg) -> MarkovSource:
         values = dict(cfg)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -214,7 +214,7 @@ class MarkovSource:
         class holding the mass of every out-of-vocabulary word. Contexts are the true
         tokens. None when n_step < 2: the window then hides part of the source's context.
         """
-        from lstm_sweep.data import PAD, SOS, EOS, Vocab, window_tensors
+        from lstm_sweep.data import EOS, PAD, SOS, Vocab, window_tensors
 
         if n_step < 2:
             return None
