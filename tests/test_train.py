@@ -63,6 +63,7 @@ def test_cli_run_folder_holds_config_events_checkpoints_and_metrics(tmp_path, ca
     proc = subprocess.run([LSTM_TRAIN, *TINY, f"data.cache_dir={cache_dir}", "model.cell=two",
                            f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    assert "litlogger" not in proc.stdout + proc.stderr  # Lightning's product tip is filtered out
     for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "vocab.json",
                  "checkpoints/last.ckpt", "metrics.json"):
         assert (run_dir / name).is_file(), name

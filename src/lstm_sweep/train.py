@@ -36,6 +36,14 @@ from lstm_sweep.naming import run_name
 
 log = logging.getLogger(__name__)
 
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    # Lightning logs a product tip at every Trainer start; in a 40-run sweep's logs it is noise.
+    return "litlogger" not in str(record.msg)
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_an_advert)
+
 # For hydra.run.dir / hydra.sweep.dir (unique per process) and hydra.sweep.subdir.
 OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
