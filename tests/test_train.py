@@ -144,6 +144,23 @@ def test_loss_turning_nan_mid_epoch_names_that_step(make_cfg, tmp_path, monkeypa
     assert not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("every", [3, 1000])
+def test_deferred_divergence_check_still_names_the_first_bad_step(make_cfg, tmp_path, monkeypatch, every):
+    """On an accelerator the loss is checked every log_every_n_steps (and at epoch end), not
+    every step; the error must still name the step where the loss first went bad."""
+    original = LitLanguageModel.on_fit_start
+
+    def deferred(self):
+        original(self)
+        self.divergence_check_every = every
+
+    monkeypatch.setattr(LitLanguageModel, "on_fit_start", deferred)
+    poison_weights_after(monkeypatch, batch=4)
+    with pytest.raises(DivergenceError, match=r"training loss became nan at step 5 \(epoch 0, batch 5\)"):
+        train(make_cfg(), tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+
+
 def test_validation_loss_turning_nan_names_the_epoch(make_cfg, tmp_path, monkeypatch):
     poison_weights_after(monkeypatch, batch=3)
     with pytest.raises(DivergenceError, match=r"validation loss became nan after epoch 0 \(step 4\)"):

@@ -83,18 +83,45 @@ class LitLanguageModel(pl.LightningModule):
 
     # ------------------------------------------------------------------ training
 
+    def on_fit_start(self) -> None:
+        # On CPU, testing the loss every step costs nothing. On an accelerator an `if` on a
+        # device tensor waits for the step to finish, so the first non-finite loss is recorded
+        # on the device and read at the logging cadence and at epoch end; the step it names
+        # is exact either way.
+        self.divergence_check_every = (1 if self.device.type == "cpu"
+                                       else max(int(self.trainer.log_every_n_steps), 1))
+        self._clear_divergence()
+
     def on_train_epoch_start(self) -> None:
         self._reset("train")
         self._tokens = 0
         self._epoch_start = self._last_batch_end = time.perf_counter()
+        self._clear_divergence()
         self.log("lr", self.optimizers().param_groups[0]["lr"])
+
+    def _clear_divergence(self) -> None:
+        self._epoch_first_step = self.global_step
+        self._bad_step = torch.full((), -1.0, dtype=torch.float64, device=self.device)  # none yet
+        self._bad_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+
+    def _watch_divergence(self, loss: Tensor | None, batch_idx: int, force: bool = False) -> None:
+        """Stop the run at a NaN/inf training loss, naming the first step that had one."""
+        if loss is not None:
+            fresh = ~torch.isfinite(loss.detach()) & (self._bad_step < 0)
+            self._bad_step = torch.where(fresh, float(self.global_step), self._bad_step)
+            self._bad_loss = torch.where(fresh, loss.detach().double(), self._bad_loss)
+        if not (force or (batch_idx + 1) % self.divergence_check_every == 0):
+            return
+        if self._bad_step >= 0:
+            step = int(self._bad_step.item())
+            raise DivergenceError(f"training loss became {self._bad_loss.item()} at step {step} "
+                                  f"(epoch {self.current_epoch}, batch {step - self._epoch_first_step}); "
+                                  f"the run stops")
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         nll_sum, count = self._nll(batch, "train")
         loss = nll_sum / count
-        if not torch.isfinite(loss):
-            raise DivergenceError(f"training loss became {loss.item()} at step {self.global_step} "
-                                  f"(epoch {self.current_epoch}, batch {batch_idx}); the run stops")
+        self._watch_divergence(loss, batch_idx)
         self._accumulate("train", nll_sum, count)
         self._tokens += batch[0].numel()
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
@@ -104,6 +131,7 @@ class LitLanguageModel(pl.LightningModule):
         self._last_batch_end = time.perf_counter()
 
     def on_train_epoch_end(self) -> None:
+        self._watch_divergence(None, -1, force=True)
         self._log_split("train", loss=False)  # train/loss is logged per step
         seconds = self._last_batch_end - self._epoch_start  # excludes the validation pass
         if seconds > 0:
@@ -113,6 +141,8 @@ class LitLanguageModel(pl.LightningModule):
     # ------------------------------------------------------------------ evaluation
 
     def on_validation_epoch_start(self) -> None:
+        # Lightning validates before on_train_epoch_end: a diverged training loss is named first.
+        self._watch_divergence(None, -1, force=True)
         self._reset("val")
 
     def validation_step(self, batch, batch_idx: int) -> None:
