@@ -57,6 +57,27 @@ def test_test_loss_is_the_token_weighted_mean_nll_of_the_chosen_checkpoint(make_
         assert chosen.name == f"best-epoch{metrics['best_val/epoch']}.ckpt"
 
 
+def test_last_checkpoint_is_the_final_epoch_even_after_validation_stops_improving(make_cfg, tmp_path,
+                                                                                   monkeypatch):
+    original = LitLanguageModel._log_epoch_value
+
+    def worsening(self, name, value):  # val/ppl gets worse every epoch: epoch 0 stays the best
+        original(self, name, value + 1000.0 * self.current_epoch if name == "val/ppl" else value)
+
+    monkeypatch.setattr(LitLanguageModel, "_log_epoch_value", worsening)
+    cfg = make_cfg("trainer.max_epochs=3", "trainer.test_checkpoint=last")
+    metrics = train(cfg, tmp_path)
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best-epoch0.ckpt", "last.ckpt"]
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == metrics["steps"]
+    datamodule = LMDataModule(cfg.data, seed=cfg.seed)
+    datamodule.setup()
+    assert abs(evaluate_by_hand(checkpoints / "last.ckpt", datamodule, "test") - metrics["test/loss"]) < 1e-5
+    best = evaluate_by_hand(checkpoints / "best-epoch0.ckpt", datamodule, "test")
+    assert abs(best - metrics["test/loss"]) > 1e-3  # the final weights, not the best epoch's
+
+
 def test_cli_run_folder_holds_config_events_checkpoints_and_metrics(tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     # From an unrelated working directory: the configs ship inside the package.

@@ -83,16 +83,20 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     callbacks = []
     if t.early_stopping_patience is not None:  # stop once val/ppl has not improved for that many epochs
         callbacks.append(EarlyStopping(monitor="val/ppl", mode="min", patience=t.early_stopping_patience))
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-epoch{epoch}",
-                                 auto_insert_metric_name=False, monitor="val/ppl", mode="min",
-                                 save_top_k=1, save_last=True)
+    checkpoints = run_dir / "checkpoints"
+    best = ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch}", auto_insert_metric_name=False,
+                           monitor="val/ppl", mode="min", save_top_k=1)
+    # Not save_last=True: Lightning writes that last.ckpt only when it also writes a monitored
+    # checkpoint, so once val/ppl stops improving "last" silently stays the best epoch. A
+    # callback without a monitor writes the final weights of every epoch.
+    last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False)
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
         gradient_clip_val=t.gradient_clip_val, gradient_clip_algorithm=t.gradient_clip_algorithm,
         deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=t.progress_bar,
-        num_sanity_val_steps=0, logger=logger, callbacks=[*callbacks, checkpoint], default_root_dir=str(run_dir),
+        num_sanity_val_steps=0, logger=logger, callbacks=[*callbacks, best, last], default_root_dir=str(run_dir),
         enable_model_summary=False)
 
     start = time.perf_counter()
@@ -102,7 +106,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         # Lightning's own use of a deprecated torch API; nothing a user can act on.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         trainer.fit(module, datamodule=datamodule)
-        trainer.test(module, datamodule=datamodule, ckpt_path=t.test_checkpoint, verbose=False)
+        tested = best.best_model_path if t.test_checkpoint == "best" else last.best_model_path
+        trainer.test(module, datamodule=datamodule, ckpt_path=tested, verbose=False)
     metrics = final_metrics(module, trainer.global_step, time.perf_counter() - start)
     logger.log_metrics({"perf/wall_time_sec": metrics["wall_time_sec"]}, step=trainer.global_step)
     write_hparams(logger, config, metrics)
