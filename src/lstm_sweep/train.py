@@ -229,7 +229,7 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
     archive_previous_attempt(run_dir)
     try:
         return record_run(cfg, run_dir)
-    except Exception as err:
+    except Exception as err:  # a failed run is recorded; it must not stop the sweep
         log.error("run %s failed: %s: %s", run_dir.name, type(err).__name__, err,
                   exc_info=not isinstance(err, LstmSweepError))
         return None
