@@ -106,6 +106,10 @@ class LitLanguageModel(pl.LightningModule):
 
     def _watch_divergence(self, loss: Tensor | None, batch_idx: int, force: bool = False) -> None:
         """Stop the run at a NaN/inf training loss, naming the first step that had one."""
+        if loss is not None and self.divergence_check_every == 1:  # CPU: read it now, no bookkeeping
+            if not torch.isfinite(loss.detach()):
+                self._diverged(loss.item(), self.global_step)
+            return
         if loss is not None:
             fresh = ~torch.isfinite(loss.detach()) & (self._bad_step < 0)
             self._bad_step = torch.where(fresh, float(self.global_step), self._bad_step)
@@ -113,10 +117,12 @@ class LitLanguageModel(pl.LightningModule):
         if not (force or (batch_idx + 1) % self.divergence_check_every == 0):
             return
         if self._bad_step >= 0:
-            step = int(self._bad_step.item())
-            raise DivergenceError(f"training loss became {self._bad_loss.item()} at step {step} "
-                                  f"(epoch {self.current_epoch}, batch {step - self._epoch_first_step}); "
-                                  f"the run stops")
+            self._diverged(self._bad_loss.item(), int(self._bad_step.item()))
+
+    def _diverged(self, loss: float, step: int) -> None:
+        raise DivergenceError(f"training loss became {loss} at step {step} "
+                              f"(epoch {self.current_epoch}, batch {step - self._epoch_first_step}); "
+                              f"the run stops")
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         nll_sum, count = self._nll(batch, "train")
