@@ -6,10 +6,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from scipy import stats as scipy_stats
 
 from lstm_sweep.aggregate import Sweep
-from lstm_sweep.report import judge_claim, summary_tables
+from lstm_sweep.report import (
+    judge_claim,
+    reference_ppl,
+    reference_section,
+    runs_with,
+    summary_tables,
+)
 from lstm_sweep.stats import compare, describe, one_factor_comparisons
 
 
@@ -82,3 +89,32 @@ def test_summary_rows_are_the_last_factor_columns_the_one_before(tmp_path: Path)
     assert grid["layers"].tolist() == ["1 layer", "2 layers"]
     assert grid.loc[1, "model one"] == f"332.000 ± {np.std([330, 334], ddof=1):.3f} (n=2)"
     assert "\\begin{table}" in (tmp_path / "summary_test_perplexity.tex").read_text()
+
+
+def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_path: Path):
+    """A sweep over cells at 2 layers only: the 1-layer reference has no runs of ours."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save({"model": {"num_layers": 2}, "reference": {"results": [
+        {"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.0},
+        {"model.cell": "one", "model.num_layers": 2, "test/ppl": 330.0},
+        {"model.cell": "two", "model.num_layers": 2, "test/ppl": 318.0}]}}, run / ".hydra" / "config.yaml")
+    table = runs({("one", 2): [331, 333], ("two", 2): [321, 319]}).drop(columns="model.num_layers")
+    table["path"] = str(run)
+    sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell"])
+    reference_section(sweep, tmp_path, [])
+    ours = pd.read_csv(tmp_path / "reference_comparison.csv")["ours (mean ± std, n)"].tolist()
+    spread = f"{np.std([331, 333], ddof=1):.3f}"
+    assert ours == ["—", f"332.000 ± {spread} (n=2)", f"320.000 ± {spread} (n=2)"]
+    config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    assert reference_ppl(config.reference, {"model.cell": "two"}, config) == 318.0
+    assert reference_ppl(config.reference, {"model.cell": "two"}, None) is None  # layers unknown
+
+
+def test_runs_are_selected_by_their_columns_or_by_the_config_they_share():
+    table = runs({("one", 1): [280, 282], ("two", 1): [281, 279]})
+    assert runs_with(table, {"model.cell": "two"})["test/ppl"].tolist() == [281, 279]
+    shared = OmegaConf.create({"data": {"bptt": 35}})
+    assert len(runs_with(table, {"model.cell": "one", "data.bptt": 35}, shared)) == 2
+    assert len(runs_with(table, {"model.cell": "one", "data.bptt": 20}, shared)) == 0
+    assert len(runs_with(table, {"model.cell": "one", "data.bptt": 35})) == 0  # nothing says which

@@ -170,3 +170,25 @@ def test_a_variation_sweep_is_compared_configuration_by_configuration(sweep, tmp
     assert "- cell=one,layers=1: the same again vs this sweep: no detectable difference (+0 ± " in report
     table = pd.read_csv(out / "variation_the_same_again.csv")
     assert len(table) == 4 and set(table["difference"]) == {0.0}
+
+
+def test_a_swept_list_value_labels_and_groups_its_runs(tmp_path):
+    """Runs that differ in a list (`data.split_fractions=[…]`) are aggregated like any other factor."""
+    from omegaconf import OmegaConf
+    from torch.utils.tensorboard import SummaryWriter
+
+    for fractions, seed, ppl in [("[0.8,0.1,0.1]", 0, 200.0), ("[0.8,0.1,0.1]", 1, 202.0),
+                                 ("[0.9,0.05,0.05]", 0, 190.0), ("[0.9,0.05,0.05]", 1, 194.0)]:
+        run = tmp_path / "sweep" / run_name(f"data.split_fractions={fractions},seed={seed}")
+        (run / ".hydra").mkdir(parents=True)
+        OmegaConf.save({"seed": seed}, run / ".hydra" / "config.yaml")
+        OmegaConf.save([f"data.split_fractions={fractions}", f"seed={seed}"], run / ".hydra" / "overrides.yaml")
+        (run / "status.json").write_text(json.dumps({"status": "finished"}))
+        with SummaryWriter(str(run)) as writer:
+            writer.add_scalar("test/ppl", ppl, 0)
+    sweep, out = write_report(tmp_path / "sweep", tmp_path / "report")
+    assert sweep.factors == ["data.split_fractions"]
+    assert sweep.runs["data.split_fractions"].tolist() == ["[0.8,0.1,0.1]"] * 2 + ["[0.9,0.05,0.05]"] * 2
+    summary = pd.read_csv(out / "summary_test_perplexity.csv")
+    assert summary.iloc[:, 1].tolist() == [f"201.000 ± {np.std([200, 202], ddof=1):.3f} (n=2)",
+                                           f"192.000 ± {np.std([190, 194], ddof=1):.3f} (n=2)"]

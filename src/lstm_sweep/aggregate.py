@@ -46,12 +46,14 @@ def run_folders(sweep_dir: Path) -> list[Path]:
 
 
 def read_overrides(run_dir: Path) -> dict[str, object]:
-    """The run's task overrides as {key: value}, with values typed as Hydra parsed them."""
+    """The run's task overrides as {key: value}, with values typed as Hydra parsed them; a
+    list or mapping stays the text it was written as, so that it can label and group runs."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     lines = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")) or []
     parsed = OverridesParser.create().parse_overrides(lines)
-    return {o.key_or_group: o.value() for o in parsed}
+    return {o.key_or_group: (o.get_value_element_as_str() if isinstance(o.value(), (list, dict)) else o.value())
+            for o in parsed}
 
 
 def read_scalars(run_dir: Path) -> dict[str, list]:

@@ -28,6 +28,7 @@ from lstm_sweep.stats import ALPHA, describe, format_p, one_factor_comparisons
 log = logging.getLogger("lstm_sweep.report")
 
 REPORT_FILE = "report.json"  # which sweep a report folder was generated from
+_MISSING = object()  # a key a config does not have
 
 
 # --------------------------------------------------------------------------- helpers
@@ -52,6 +53,19 @@ def mean_std(values, digits: int) -> str:
         return "—"
     spread = f" ± {std:.{digits}f}" if not math.isnan(std) else ""
     return f"{mean:.{digits}f}{spread} (n={n})"
+
+
+def runs_with(runs: pd.DataFrame, setting: dict, shared=None) -> pd.DataFrame:
+    """The runs that used exactly these values. A key that is not a column of `runs` was
+    not varied there: its one value is read from `shared` (a run's saved config), and it
+    then selects every run or none — none also when there is no such value."""
+    selected = pd.Series(True, index=runs.index)
+    for key, value in setting.items():
+        if key in runs:
+            selected &= runs[key] == value
+        elif shared is None or OmegaConf.select(shared, key, default=_MISSING) != value:
+            return runs.iloc[0:0]
+    return runs[selected]
 
 
 def configurations(sweep: Sweep, runs: pd.DataFrame):
@@ -189,22 +203,33 @@ def figures(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- reference
 
-def read_reference(sweep: Sweep) -> dict:
-    """The experiment's `reference:` block, from the newest finished run's saved config
-    (a sweep completed later may carry an updated description)."""
+def newest_config(sweep: Sweep):
+    """The newest finished run's saved config (a sweep completed later may carry an updated
+    description), or None before any run finished."""
     if not len(sweep.finished):
-        return {}
+        return None
     configs = [Path(p) / ".hydra" / "config.yaml" for p in sweep.finished["path"]]
-    config = OmegaConf.load(max(configs, key=lambda c: c.stat().st_mtime))
+    return OmegaConf.load(max(configs, key=lambda c: c.stat().st_mtime))
+
+
+def read_reference(sweep: Sweep) -> dict:
+    """The experiment's `reference:` block."""
+    config = newest_config(sweep)
+    if config is None:
+        return {}
     return OmegaConf.to_container(config.get("reference") or OmegaConf.create({}))
 
 
-def reference_ppl(reference: dict, factors: list[str], values) -> float | None:
+def reference_setting(entry: dict) -> dict:
+    """The configuration a reference result is for: its keys other than the metrics."""
+    return {k: v for k, v in entry.items() if not k.startswith("test/")}
+
+
+def reference_ppl(reference: dict, configuration: dict, shared) -> float | None:
     """The reference's test perplexity for this configuration, if it names one."""
-    wanted = dict(zip(factors, values))
+    one_run = pd.DataFrame([configuration])  # matched exactly as the runs are
     for entry in reference.get("results", []):
-        keys = [k for k in entry if not k.startswith("test/")]
-        if all(k in wanted and wanted[k] == entry[k] for k in keys):
+        if len(runs_with(one_run, reference_setting(entry), shared)):
             return entry["test/ppl"]
     return None
 
@@ -215,14 +240,12 @@ def reference_section(sweep: Sweep, out: Path, comparisons) -> str:
     reference = read_reference(sweep)
     if not reference.get("results"):
         return ""
+    shared = newest_config(sweep)  # the values of the keys this sweep did not vary
     lines = [f"Reference: {reference.get('source', 'published results')}.", ""]
     rows, gaps = [], []  # gaps: (relative gap, reference inside our CI?) per configuration
     for entry in reference["results"]:
-        keys = [k for k in entry if not k.startswith("test/")]
-        part = finished
-        for key in keys:
-            if key in part:
-                part = part[part[key] == entry[key]]
+        setting = reference_setting(entry)
+        part = runs_with(finished, setting, shared)
         mean, std, n = describe(part["test/ppl"])
         ref = entry["test/ppl"]
         half = math.nan
@@ -232,7 +255,7 @@ def reference_section(sweep: Sweep, out: Path, comparisons) -> str:
         if n:
             gaps.append(((mean - ref) / ref, bool(abs(mean - ref) <= half) if n >= 2 else None))
         rows.append({
-            "configuration": ", ".join(level_label(k, entry[k]) for k in keys),
+            "configuration": ", ".join(level_label(k, v) for k, v in setting.items()),
             "reference test ppl": f"{ref:.3f}",
             "ours (mean ± std, n)": mean_std(part["test/ppl"], 3),
             "ours − reference": f"{mean - ref:+.3f} ({(mean - ref) / ref:+.1%})" if n else "—",
@@ -292,14 +315,14 @@ def variations_section(sweep: Sweep, out: Path, variations: list[tuple[str, Swee
 
     lines = []
     reference = read_reference(sweep)
+    shared = newest_config(sweep)
     for label, other in variations:
         rows, verdicts = [], []
+        other_shared = newest_config(other)
         for values, ours in configurations(sweep, sweep.finished):
-            ref = reference_ppl(reference, sweep.factors, values)
-            theirs = other.finished
-            for factor, value in zip(sweep.factors, values):
-                theirs = theirs[theirs[factor] == value] if factor in theirs else theirs.iloc[0:0]
             context = dict(zip(sweep.factors, values))
+            ref = reference_ppl(reference, context, shared)
+            theirs = runs_with(other.finished, context, other_shared)
             c = compare(ours, theirs, "test/ppl", "variation", "this sweep", label, context, "ppl")
             where = config_label(sweep.factors, values)
             rows.append({"configuration": where, "this sweep": mean_std(ours["test/ppl"], 3),
