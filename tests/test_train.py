@@ -1,6 +1,7 @@
 """One run end to end: what it leaves behind, that it reproduces, and how it fails."""
 
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -76,6 +77,16 @@ def test_last_checkpoint_is_the_final_epoch_even_after_validation_stops_improvin
     assert abs(evaluate_by_hand(checkpoints / "last.ckpt", datamodule, "test") - metrics["test/loss"]) < 1e-5
     best = evaluate_by_hand(checkpoints / "best-epoch0.ckpt", datamodule, "test")
     assert abs(best - metrics["test/loss"]) > 1e-3  # the final weights, not the best epoch's
+
+
+def test_every_epoch_leaves_one_progress_line_in_the_log(make_cfg, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="lstm_sweep.train")
+    metrics = train(make_cfg("trainer.max_epochs=2", "trainer.progress_bar=false"), tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split(" in ")[0] for line in lines] == ["epoch 0 (1/2)", "epoch 1 (2/2)"]
+    best = f"best {metrics['best_val/ppl']:.2f} after epoch {metrics['best_val/epoch']}"
+    assert f"val ppl {metrics['val/ppl']:.2f} ({best})" in lines[-1]
+    assert f"train ppl {metrics['train/ppl']:.2f}, " in lines[-1] and "tokens/s" in lines[-1]
 
 
 def test_cli_run_folder_holds_config_events_checkpoints_and_metrics(tmp_path, cache_dir):

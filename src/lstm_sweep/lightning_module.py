@@ -7,6 +7,7 @@ during an epoch, so the hot loop does not synchronise beyond Lightning's own log
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -19,6 +20,8 @@ from lstm_sweep.errors import ConfigError, DivergenceError
 from lstm_sweep.model import LanguageModel
 
 OPTIMIZERS = ("adam", "sgd")
+
+log = logging.getLogger("lstm_sweep.train")
 
 
 class LitLanguageModel(pl.LightningModule):
@@ -37,6 +40,7 @@ class LitLanguageModel(pl.LightningModule):
         self.val_history: list[float] = []  # val/ppl per epoch, for best-epoch bookkeeping
         self.tokens_per_sec: list[float] = []
         self.last_logged: dict[str, float] = {}  # latest epoch-level value of each metric
+        self._val_epochs: list[int] = []  # the epoch each val_history entry ran after
 
     # ------------------------------------------------------------------ loss
 
@@ -143,6 +147,23 @@ class LitLanguageModel(pl.LightningModule):
         if seconds > 0:
             self.tokens_per_sec.append(self._tokens / seconds)
             self._log_epoch_value("perf/train_tokens_per_sec", self.tokens_per_sec[-1])
+        log.info("%s", self._epoch_summary())
+
+    def _epoch_summary(self) -> str:
+        """One line per epoch for the run's log: a long run without a progress bar still shows progress."""
+        epoch, epochs = self.current_epoch, self.trainer.max_epochs
+        of = f" ({epoch + 1}/{epochs})" if epochs and epochs > 0 else ""  # -1: until early stopping
+        parts = [f"epoch {epoch}{of} in {time.perf_counter() - self._epoch_start:.0f} s:"]
+        if "train/ppl" in self.last_logged:
+            parts.append(f"train ppl {self.last_logged['train/ppl']:.2f},")
+        if self._val_epochs and self._val_epochs[-1] == self.current_epoch:
+            best = min(range(len(self.val_history)), key=self.val_history.__getitem__)
+            parts.append(f"val ppl {self.val_history[-1]:.2f} (best {self.val_history[best]:.2f} "
+                         f"after epoch {self._val_epochs[best]}),")
+        parts.append(f"lr {self.optimizers().param_groups[0]['lr']:.4g}")
+        if self.tokens_per_sec:
+            parts[-1] += f", {self.tokens_per_sec[-1]:,.0f} tokens/s"
+        return " ".join(parts)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -161,6 +182,7 @@ class LitLanguageModel(pl.LightningModule):
         ppl = self._log_split("val")
         if ppl is not None and not self.trainer.sanity_checking:
             self.val_history.append(ppl)
+            self._val_epochs.append(self.current_epoch)
 
     def on_test_epoch_start(self) -> None:
         self._reset("test")
