@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SHARED_DATA, write_corpus
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lstm_sweep.data import (
@@ -24,8 +25,10 @@ from lstm_sweep.errors import DataError
 from lstm_sweep.generate import generate, load_run
 from lstm_sweep.lightning_module import LitLanguageModel
 from lstm_sweep.model import LanguageModel
+from lstm_sweep.report import reference_setting
 from lstm_sweep.train import train
 
+EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 STREAM = ["data.protocol=stream", "data.bptt=6", "data.batch_size=8", "data.eval_batch_size=4"]
 
 
@@ -201,3 +204,14 @@ def test_lstm_generate_cli_prints_text_and_warns_about_unknown_words(char_run):
     assert "not in the vocabulary, read as <unk>: 'ï'" in first.stderr
     missing = subprocess.run([cli, str(char_run / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and "run folder" in missing.stderr and "does not exist" in missing.stderr
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in EXPERIMENTS.glob("*.yaml")))
+def test_a_reference_result_names_only_keys_the_experiment_has(make_cfg, experiment):
+    """A misspelt key would match no run and leave the report's comparison empty."""
+    cfg = make_cfg(f"+experiment={experiment}", tiny=False)
+    for entry in (cfg.get("reference") or {}).get("results", []):
+        setting = reference_setting(dict(entry))
+        assert setting and "test/ppl" in entry
+        for key in setting:
+            assert OmegaConf.select(cfg, key) is not None, f"{experiment}: reference key {key} is not in the config"

@@ -271,7 +271,8 @@ def reference_section(sweep: Sweep, out: Path, comparisons) -> str:
         outside = [inside is False for _, inside in gaps]
         if all(g < 0 for g, _ in gaps) or all(g > 0 for g, _ in gaps):
             side = "below" if gaps[0][0] < 0 else "above"
-            lines.append(f"All {len(gaps)} of our means lie {side} the reference's"
+            lines.append((f"All {len(gaps)} of our means lie" if len(gaps) > 1 else "Our mean lies")
+                         + f" {side} the reference's"
                          + (", each outside our 95% confidence interval: the gap is a difference of set-up, "
                             "not seed noise." if all(outside) else "."))
     claims = reference.get("claims", [])
