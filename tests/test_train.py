@@ -81,9 +81,11 @@ def test_last_checkpoint_is_the_final_epoch_even_after_validation_stops_improvin
 
 def test_every_epoch_leaves_one_progress_line_in_the_log(make_cfg, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="lstm_sweep.train")
-    metrics = train(make_cfg("trainer.max_epochs=2", "trainer.progress_bar=false"), tmp_path)
+    metrics = train(make_cfg("trainer.max_epochs=2", "trainer.progress_bar=false", "optim.lr=0.004",
+                             "schedule=exponential", "schedule.start_epoch=1", "schedule.factor=0.5"), tmp_path)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert [line.split(" in ")[0] for line in lines] == ["epoch 0 (1/2)", "epoch 1 (2/2)"]
+    assert ", lr 0.004, " in lines[0] and ", lr 0.002, " in lines[1]  # the lr each epoch trained with
     best = f"best {metrics['best_val/ppl']:.2f} after epoch {metrics['best_val/epoch']}"
     assert f"val ppl {metrics['val/ppl']:.2f} ({best})" in lines[-1]
     assert f"train ppl {metrics['train/ppl']:.2f}, " in lines[-1] and "tokens/s" in lines[-1]

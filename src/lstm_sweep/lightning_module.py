@@ -101,7 +101,8 @@ class LitLanguageModel(pl.LightningModule):
         self._tokens = 0
         self._epoch_start = self._last_batch_end = time.perf_counter()
         self._clear_divergence()
-        self.log("lr", self.optimizers().param_groups[0]["lr"])
+        self._epoch_lr = self.optimizers().param_groups[0]["lr"]  # the scheduler steps before epoch end
+        self.log("lr", self._epoch_lr)
 
     def _clear_divergence(self) -> None:
         self._epoch_first_step = self.global_step
@@ -160,7 +161,7 @@ class LitLanguageModel(pl.LightningModule):
             best = min(range(len(self.val_history)), key=self.val_history.__getitem__)
             parts.append(f"val ppl {self.val_history[-1]:.2f} (best {self.val_history[best]:.2f} "
                          f"after epoch {self._val_epochs[best]}),")
-        parts.append(f"lr {self.optimizers().param_groups[0]['lr']:.4g}")
+        parts.append(f"lr {self._epoch_lr:.4g}")
         if self.tokens_per_sec:
             parts[-1] += f", {self.tokens_per_sec[-1]:,.0f} tokens/s"
         return " ".join(parts)
