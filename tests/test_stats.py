@@ -102,11 +102,11 @@ def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_
     table = runs({("one", 2): [331, 333], ("two", 2): [321, 319]}).drop(columns="model.num_layers")
     table["path"] = str(run)
     sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell"])
-    reference_section(sweep, tmp_path, [])
+    config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    reference_section(sweep, tmp_path, [], config)
     ours = pd.read_csv(tmp_path / "reference_comparison.csv")["ours (mean ± std, n)"].tolist()
     spread = f"{np.std([331, 333], ddof=1):.3f}"
     assert ours == ["—", f"332.000 ± {spread} (n=2)", f"320.000 ± {spread} (n=2)"]
-    config = OmegaConf.load(run / ".hydra" / "config.yaml")
     assert reference_ppl(config.reference, {"model.cell": "two"}, config) == 318.0
     assert reference_ppl(config.reference, {"model.cell": "two"}, None) is None  # layers unknown
 

@@ -40,7 +40,6 @@ class LitLanguageModel(pl.LightningModule):
         self.val_history: list[float] = []  # val/ppl per epoch, for best-epoch bookkeeping
         self.tokens_per_sec: list[float] = []
         self.last_logged: dict[str, float] = {}  # latest epoch-level value of each metric
-        self._val_epochs: list[int] = []  # the epoch each val_history entry ran after
 
     # ------------------------------------------------------------------ loss
 
@@ -150,6 +149,10 @@ class LitLanguageModel(pl.LightningModule):
             self._log_epoch_value("perf/train_tokens_per_sec", self.tokens_per_sec[-1])
         log.info("%s", self._epoch_summary())
 
+    def best_val_epoch(self) -> int | None:
+        """The epoch with the lowest val/ppl (validation runs after every epoch)."""
+        return min(range(len(self.val_history)), key=self.val_history.__getitem__) if self.val_history else None
+
     def _epoch_summary(self) -> str:
         """One line per epoch for the run's log: a long run without a progress bar still shows progress."""
         epoch, epochs = self.current_epoch, self.trainer.max_epochs
@@ -157,10 +160,10 @@ class LitLanguageModel(pl.LightningModule):
         parts = [f"epoch {epoch}{of} in {time.perf_counter() - self._epoch_start:.0f} s:"]
         if "train/ppl" in self.last_logged:
             parts.append(f"train ppl {self.last_logged['train/ppl']:.2f},")
-        if self._val_epochs and self._val_epochs[-1] == self.current_epoch:
-            best = min(range(len(self.val_history)), key=self.val_history.__getitem__)
+        if self.val_history:
+            best = self.best_val_epoch()
             parts.append(f"val ppl {self.val_history[-1]:.2f} (best {self.val_history[best]:.2f} "
-                         f"after epoch {self._val_epochs[best]}),")
+                         f"after epoch {best}),")
         parts.append(f"lr {self._epoch_lr:.4g}")
         if self.tokens_per_sec:
             parts[-1] += f", {self.tokens_per_sec[-1]:,.0f} tokens/s"
@@ -183,7 +186,6 @@ class LitLanguageModel(pl.LightningModule):
         ppl = self._log_split("val")
         if ppl is not None and not self.trainer.sanity_checking:
             self.val_history.append(ppl)
-            self._val_epochs.append(self.current_epoch)
 
     def on_test_epoch_start(self) -> None:
         self._reset("test")

@@ -212,9 +212,8 @@ def newest_config(sweep: Sweep):
     return OmegaConf.load(max(configs, key=lambda c: c.stat().st_mtime))
 
 
-def read_reference(sweep: Sweep) -> dict:
-    """The experiment's `reference:` block."""
-    config = newest_config(sweep)
+def read_reference(config) -> dict:
+    """The experiment's `reference:` block in a run's saved config (None: no run finished)."""
     if config is None:
         return {}
     return OmegaConf.to_container(config.get("reference") or OmegaConf.create({}))
@@ -234,13 +233,13 @@ def reference_ppl(reference: dict, configuration: dict, shared) -> float | None:
     return None
 
 
-def reference_section(sweep: Sweep, out: Path, comparisons) -> str:
-    """Compare with published means, if the experiment's config names them (`reference:`)."""
+def reference_section(sweep: Sweep, out: Path, comparisons, shared) -> str:
+    """Compare with published means, if the experiment's config names them (`reference:`).
+    `shared`: the sweep's newest saved config, which also holds the keys it did not vary."""
     finished = sweep.finished
-    reference = read_reference(sweep)
+    reference = read_reference(shared)
     if not reference.get("results"):
         return ""
-    shared = newest_config(sweep)  # the values of the keys this sweep did not vary
     lines = [f"Reference: {reference.get('source', 'published results')}.", ""]
     rows, gaps = [], []  # gaps: (relative gap, reference inside our CI?) per configuration
     for entry in reference["results"]:
@@ -310,13 +309,12 @@ def judge_claim(claim: dict, comparisons) -> str:
 
 # --------------------------------------------------------------------------- variations
 
-def variations_section(sweep: Sweep, out: Path, variations: list[tuple[str, Sweep]]) -> str:
+def variations_section(sweep: Sweep, out: Path, variations: list[tuple[str, Sweep]], shared) -> str:
     """The same configurations run with one thing changed, each compared with ours by Welch's test."""
     from lstm_sweep.stats import compare
 
     lines = []
-    reference = read_reference(sweep)
-    shared = newest_config(sweep)
+    reference = read_reference(shared)
     for label, other in variations:
         rows, verdicts = [], []
         other_shared = newest_config(other)
@@ -402,8 +400,9 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
     stats_md, verdicts, comparisons = statistics_table(sweep, out)
     per_config = per_configuration_tables(sweep, out)
     made = figures(sweep, out)
-    reference_md = reference_section(sweep, out, comparisons)
-    variations_md = variations_section(sweep, out, others)
+    shared = newest_config(sweep)
+    reference_md = reference_section(sweep, out, comparisons, shared)
+    variations_md = variations_section(sweep, out, others, shared)
 
     name = sweep.info.get("name") or sweep.folder.name
     finished, total = len(sweep.finished), len(sweep.runs)

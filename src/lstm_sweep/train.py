@@ -142,7 +142,7 @@ def refuse_finished(run_dir: Path) -> None:
 def final_metrics(module: LitLanguageModel, steps: int, seconds: float) -> dict:
     """The run's final numbers, as the module logged them."""
     logged, val_history = module.last_logged, module.val_history
-    best_epoch = min(range(len(val_history)), key=val_history.__getitem__) if val_history else None
+    best_epoch = module.best_val_epoch()
     tokens_per_sec = module.tokens_per_sec
     metrics = {
         # train/loss is logged per step; the epoch's token-weighted mean is log(train/ppl).
