@@ -8,9 +8,9 @@ import torch
 from numpy_lstm import stack_forward_backward
 from torch import nn
 
-from lstm_sweep.cells import ModelOneCell, ModelTwoCell
+from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
 from lstm_sweep.errors import ConfigError
-from lstm_sweep.stack import CellStack, TorchLSTMStack, build_stack
+from lstm_sweep.model.stack import CellStack, TorchLSTMStack, build_stack
 
 T, B, E, H = 6, 3, 5, 4
 TORCH_GATES = "ifgo"  # nn.LSTM's row blocks

@@ -5,9 +5,9 @@ import pytest
 import torch
 from conftest import SHARED_DATA, write_corpus
 
-from lstm_sweep.data import BatchIndices, Vocab, read_corpus, window_tensors
+from lstm_sweep.data.datamodule import BatchIndices, Vocab, read_corpus, window_tensors
 from lstm_sweep.errors import DataError
-from lstm_sweep.synthetic import MarkovSource, word_for_rank
+from lstm_sweep.data.synthetic import MarkovSource, word_for_rank
 
 
 def test_vocab_specials_first_then_words_by_frequency():

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from omegaconf import OmegaConf
 
-from lstm_sweep.download import fetch, fetch_corpus
+from lstm_sweep.data.download import fetch, fetch_corpus
 from lstm_sweep.errors import DataError
 
 BODY = ("the quick brown fox jumps over the lazy dog\n" * 4000).encode()

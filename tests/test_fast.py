@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from lstm_sweep import fast
-from lstm_sweep.cells import ModelOneCell, ModelTwoCell
-from lstm_sweep.stack import CellStack
+from lstm_sweep.model import fast
+from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
+from lstm_sweep.model.stack import CellStack
 
 T, B, E, H = 7, 3, 6, 5  # H = 5 is not a multiple of any vector width: the tails run too
 
@@ -130,7 +130,7 @@ def test_without_a_compiler_the_fast_path_falls_back_with_one_warning(monkeypatc
 
     monkeypatch.setattr(fast, "_kernels", None)  # as in a fresh process
     monkeypatch.setattr(cpp_extension, "load", no_compiler)
-    with caplog.at_level("WARNING", logger="lstm_sweep.fast"):
+    with caplog.at_level("WARNING", logger="lstm_sweep.model.fast"):
         assert fast.load_kernels() is None
         assert fast.load_kernels() is None  # decided once
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]

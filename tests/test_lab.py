@@ -12,7 +12,7 @@ from conftest import SHARED_DATA, write_corpus
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lstm_sweep.data import (
+from lstm_sweep.data.datamodule import (
     LMDataModule,
     StreamBatches,
     Vocab,
@@ -22,11 +22,11 @@ from lstm_sweep.data import (
     tokenize_lines,
 )
 from lstm_sweep.errors import DataError
-from lstm_sweep.generate import generate, load_run
-from lstm_sweep.lightning_module import LitLanguageModel
-from lstm_sweep.model import LanguageModel
-from lstm_sweep.report import reference_setting
-from lstm_sweep.train import train
+from lstm_sweep.run.generate import generate, load_run
+from lstm_sweep.run.module import LitLanguageModel
+from lstm_sweep.model.lm import LanguageModel
+from lstm_sweep.analysis.report import reference_setting
+from lstm_sweep.run.train import train
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 STREAM = ["data.protocol=stream", "data.bptt=6", "data.batch_size=8", "data.eval_batch_size=4"]

@@ -9,15 +9,15 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats as scipy_stats
 
-from lstm_sweep.aggregate import Sweep
-from lstm_sweep.report import (
+from lstm_sweep.analysis.read import Sweep
+from lstm_sweep.analysis.report import (
     judge_claim,
     reference_ppl,
     reference_section,
     runs_with,
     summary_tables,
 )
-from lstm_sweep.stats import compare, describe, one_factor_comparisons
+from lstm_sweep.analysis.stats import compare, describe, one_factor_comparisons
 
 
 def runs(values: dict) -> pd.DataFrame:

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from conftest import TINY
 
-from lstm_sweep.aggregate import read_sweep
+from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.naming import run_name
-from lstm_sweep.report import write_report
+from lstm_sweep.analysis.report import write_report
 
 BIN = Path(sys.executable).parent
 SMALL_GRID = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=20", "seed=0,1"]
@@ -151,7 +151,7 @@ def test_run_names():
 
 
 def test_an_experiment_brings_its_own_grid():
-    from lstm_sweep.sweep import sweep_plan
+    from lstm_sweep.sweep.cli import sweep_plan
 
     name, swept, fixed = sweep_plan(["+experiment=ptb_medium", "data.root=/data/ptb"])
     assert name == "ptb_medium" and swept == ["model.cell", "seed"]

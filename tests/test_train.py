@@ -12,10 +12,10 @@ import torch
 from conftest import SHARED_DATA, TINY, write_corpus
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lstm_sweep.data import LMDataModule
+from lstm_sweep.data.datamodule import LMDataModule
 from lstm_sweep.errors import ConfigError, DataError, DivergenceError
-from lstm_sweep.lightning_module import LitLanguageModel
-from lstm_sweep.train import train
+from lstm_sweep.run.module import LitLanguageModel
+from lstm_sweep.run.train import train
 
 LSTM_TRAIN = str(Path(sys.executable).parent / "lstm-train")
 
@@ -80,7 +80,7 @@ def test_last_checkpoint_is_the_final_epoch_even_after_validation_stops_improvin
 
 
 def test_every_epoch_leaves_one_progress_line_in_the_log(make_cfg, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="lstm_sweep.train")
+    caplog.set_level(logging.INFO, logger="lstm_sweep.run.train")
     metrics = train(make_cfg("trainer.max_epochs=2", "trainer.progress_bar=false", "optim.lr=0.004",
                              "schedule=exponential", "schedule.start_epoch=1", "schedule.factor=0.5"), tmp_path)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from lstm_sweep.stack import build_stack
+from lstm_sweep.model.stack import build_stack
 
 # (B, T, E, H): the course setting with the course script's default H, PTB small and
 # medium (Zaremba et al.), and the course report's own setting.
@@ -78,7 +78,7 @@ def time_layers(shape, repeats: int, warmup: int) -> dict[str, float]:
 def time_training_steps(cells, repeats: int, warmup: int, batch: int, n_step: int, vocab: int,
                         size: int, lr: float) -> dict[str, float]:
     """Seconds per optimizer step of the whole LM (report2021's shapes), per variant."""
-    from lstm_sweep.model import LanguageModel
+    from lstm_sweep.model.lm import LanguageModel
 
     g = torch.Generator().manual_seed(0)
     inputs = torch.randint(0, vocab, (batch, n_step), generator=g)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--threads must be >= 1")
         torch.set_num_threads(args.threads)
 
-    from lstm_sweep.fast import load_kernels
+    from lstm_sweep.model.fast import load_kernels
     compiled = load_kernels() is not None  # compile (once) before anything is timed
     threads = torch.get_num_threads()
     peak = gemm_gflops(args.repeats)

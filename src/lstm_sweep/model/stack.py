@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstm_sweep.cells import CELLS, State, init_gate_parameters
+from lstm_sweep.model.cells import CELLS, State, init_gate_parameters
 from lstm_sweep.errors import ConfigError
-from lstm_sweep.fast import lstm_layer
+from lstm_sweep.model.fast import lstm_layer
 
 CELL_CHOICES = (*CELLS, "torch")
 IMPLS = ("fast", "reference")

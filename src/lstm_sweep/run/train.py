@@ -29,9 +29,9 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from lstm_sweep.data import LMDataModule
+from lstm_sweep.data.datamodule import LMDataModule
 from lstm_sweep.errors import ConfigError, LstmSweepError
-from lstm_sweep.lightning_module import LitLanguageModel
+from lstm_sweep.run.module import LitLanguageModel
 from lstm_sweep.naming import run_name
 
 log = logging.getLogger(__name__)

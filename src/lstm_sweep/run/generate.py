@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from lstm_sweep.data import EOS, PAD, SOS, Vocab
+from lstm_sweep.data.datamodule import EOS, PAD, SOS, Vocab
 from lstm_sweep.errors import ConfigError, DataError, LstmSweepError
-from lstm_sweep.model import LanguageModel
+from lstm_sweep.model.lm import LanguageModel
 
-log = logging.getLogger("lstm_sweep.generate")
+log = logging.getLogger("lstm_sweep.run.generate")
 
 
 def load_run(run_dir: Path, checkpoint: str = "last") -> tuple[LanguageModel, Vocab, dict]:

@@ -253,11 +253,11 @@ class LMDataModule(pl.LightningDataModule):
 
     def corpus_root(self) -> Path:
         if self.cfg.name == "synthetic":
-            from lstm_sweep.synthetic import MarkovSource
+            from lstm_sweep.data.synthetic import MarkovSource
             return MarkovSource.from_config(self.cfg.generator).ensure_corpus(self.cfg.cache_dir)
         if self.cfg.get("root"):
             return Path(self.cfg.root).expanduser()
-        from lstm_sweep.download import fetch_corpus
+        from lstm_sweep.data.download import fetch_corpus
         return fetch_corpus(self.cfg.name, self.cfg.download, self.cfg.cache_dir)
 
     def batch_size(self, train: bool) -> int:
@@ -283,7 +283,7 @@ class LMDataModule(pl.LightningDataModule):
                 self.tensors[split] = (columns,)
                 self.stats[split] = SplitStats(len(sentences), tokens, (len(columns) - 1) * batch_size)
         if self.cfg.name == "synthetic" and self.cfg.protocol == "window":
-            from lstm_sweep.synthetic import MarkovSource
+            from lstm_sweep.data.synthetic import MarkovSource
             source = MarkovSource.from_config(self.cfg.generator)
             self.oracle_ppl = source.window_oracle_perplexity(corpus["test"], set(self.vocab.itos), self.cfg.n_step)
 

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstm_sweep.errors import ConfigError, DivergenceError
-from lstm_sweep.model import LanguageModel
+from lstm_sweep.model.lm import LanguageModel
 
 OPTIMIZERS = ("adam", "sgd")
 
-log = logging.getLogger("lstm_sweep.train")
+log = logging.getLogger("lstm_sweep.run.train")
 
 
 class LitLanguageModel(pl.LightningModule):

@@ -97,7 +97,7 @@ def record_start(sweep_dir: Path, argv: list[str], name: str, swept: list[str]) 
 
 def run_sweep(sweep_dir: Path, overrides: list[str], fixed_keys: list[str]) -> None:
     """Hydra's multirun of lstm-train's task in this process, on `sweep_dir`."""
-    from lstm_sweep.train import main as train_main
+    from lstm_sweep.run.train import main as train_main
 
     exclude = sorted({*fixed_keys, "data.root", "data.cache_dir", "experiment"} - {k for k in fixed_keys if k.startswith("hydra")})
     argv = ["lstm-train", "--multirun", *overrides, f"hydra.sweep.dir={quote(str(sweep_dir))}",
@@ -129,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.no_report:
-            from lstm_sweep.aggregate import read_sweep
+            from lstm_sweep.analysis.read import read_sweep
             runs = read_sweep(sweep_dir).runs
         else:
-            from lstm_sweep.report import write_report
+            from lstm_sweep.analysis.report import write_report
             sweep, out = write_report(sweep_dir, args.out)
             runs = sweep.runs
             log.info("report: %s", out / "REPORT.md")

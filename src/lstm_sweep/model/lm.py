@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstm_sweep.cells import State
+from lstm_sweep.model.cells import State
 from lstm_sweep.errors import ConfigError
-from lstm_sweep.stack import build_stack
+from lstm_sweep.model.stack import build_stack
 
 
 class LanguageModel(nn.Module):

@@ -214,7 +214,7 @@ class MarkovSource:
         class holding the mass of every out-of-vocabulary word. Contexts are the true
         tokens. None when n_step < 2: the window then hides part of the source's context.
         """
-        from lstm_sweep.data import EOS, PAD, SOS, Vocab, window_tensors
+        from lstm_sweep.data.datamodule import EOS, PAD, SOS, Vocab, window_tensors
 
         if n_step < 2:
             return None

@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from lstm_sweep.aggregate import Sweep, read_sweep
+from lstm_sweep.analysis.read import Sweep, read_sweep
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.naming import level_label, short_key
-from lstm_sweep.stats import ALPHA, describe, format_p, one_factor_comparisons
+from lstm_sweep.analysis.stats import ALPHA, describe, format_p, one_factor_comparisons
 
-log = logging.getLogger("lstm_sweep.report")
+log = logging.getLogger("lstm_sweep.analysis.report")
 
 REPORT_FILE = "report.json"  # which sweep a report folder was generated from
 _MISSING = object()  # a key a config does not have
@@ -311,7 +311,7 @@ def judge_claim(claim: dict, comparisons) -> str:
 
 def variations_section(sweep: Sweep, out: Path, variations: list[tuple[str, Sweep]], shared) -> str:
     """The same configurations run with one thing changed, each compared with ours by Welch's test."""
-    from lstm_sweep.stats import compare
+    from lstm_sweep.analysis.stats import compare
 
     lines = []
     reference = read_reference(shared)
