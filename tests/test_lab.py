@@ -25,7 +25,7 @@ from lstm_sweep.errors import DataError
 from lstm_sweep.run.generate import generate, load_run
 from lstm_sweep.run.module import LitLanguageModel
 from lstm_sweep.model.lm import LanguageModel
-from lstm_sweep.analysis.report import reference_setting
+from lstm_sweep.analysis.compare import reference_setting
 from lstm_sweep.run.train import train
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"

@@ -9,15 +9,11 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats as scipy_stats
 
+from lstm_sweep.analysis.compare import reference_ppl, runs_with
 from lstm_sweep.analysis.read import Sweep
-from lstm_sweep.analysis.report import (
-    judge_claim,
-    reference_ppl,
-    reference_section,
-    runs_with,
-    summary_tables,
-)
+from lstm_sweep.analysis.report import judge_claim, reference_section
 from lstm_sweep.analysis.stats import compare, describe, one_factor_comparisons
+from lstm_sweep.analysis.tables import summary_tables
 
 
 def runs(values: dict) -> pd.DataFrame:

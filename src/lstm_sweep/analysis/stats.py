@@ -1,17 +1,18 @@
-"""Honest comparisons between configurations: differences with intervals, tests, verdicts.
+"""Every statistic of the report: means and spreads, intervals, tests and their verdicts.
 
-Two configurations are compared when they differ in exactly one factor. For a metric
-where lower is better (loss, perplexity) each comparison reports the mean difference
-(b − a) with its 95% confidence interval and Welch's t-test (no equal-variance or pairing
-assumption), and, over the seeds both have, the paired-by-seed t-test. The verdict is
-Welch's at α = 0.05; no correction is made for the number of comparisons, which the
-report states.
+Nothing else in the analysis computes an interval or a test. Two configurations are
+compared when they differ in exactly one factor. For a metric where lower is better (loss,
+perplexity) each comparison reports the mean difference (b − a) with its 95% confidence
+interval and Welch's t-test (no equal-variance or pairing assumption), and, over the seeds
+both have, the paired-by-seed t-test. The verdict is Welch's at α = 0.05; no correction is
+made for the number of comparisons, which the report states.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -43,11 +44,31 @@ class Comparison:
     verdict: str
 
 
-def describe(values) -> tuple[float, float, int]:
+class Description(NamedTuple):
+    mean: float
+    std: float                # sample standard deviation (ddof=1); NaN for one value
+    n: int
+
+
+def describe(values) -> Description:
     """Mean, sample standard deviation (ddof=1; NaN for one run) and n."""
     values = np.asarray(values, dtype=float)
     n = len(values)
-    return (float(values.mean()) if n else math.nan, float(values.std(ddof=1)) if n > 1 else math.nan, n)
+    return Description(float(values.mean()) if n else math.nan,
+                       float(values.std(ddof=1)) if n > 1 else math.nan, n)
+
+
+def describe_by(table: pd.DataFrame, by: str, column: str) -> pd.DataFrame:
+    """Per value of `by`: mean, sample std (NaN for one value) and n of `column`'s non-missing values."""
+    return table.groupby(by)[column].agg(mean="mean", std="std", n="count")
+
+
+def mean_half_width(values) -> float:
+    """Half the width of the 95% t confidence interval of the mean (NaN for fewer than two values)."""
+    _, std, n = describe(values)
+    if n < 2:
+        return math.nan
+    return float(stats.t.ppf(1 - ALPHA / 2, n - 1) * std / math.sqrt(n))
 
 
 def format_p(p: float) -> str:

@@ -1,0 +1,167 @@
+"""Numbers → tables: each written as Markdown, CSV and LaTeX, its Markdown returned for REPORT.md.
+
+Means are over finished runs only, and every mean shows its n.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from lstm_sweep.analysis.compare import ReferenceRow, VariationRow, configurations
+from lstm_sweep.analysis.read import Sweep
+from lstm_sweep.analysis.stats import Comparison, Description, describe
+from lstm_sweep.naming import level_label, short_key
+
+
+def config_label(factors: list[str], values) -> str:
+    return ",".join(f"{short_key(f)}={v}" for f, v in zip(factors, values)) or "all"
+
+
+def context_label(context: dict) -> str:
+    """The other factors' values a comparison holds at: `layers=2`, or `all`."""
+    return config_label(list(context), context.values())
+
+
+def write_table(table: pd.DataFrame, out: Path, stem: str, caption: str, index: bool = False) -> str:
+    """Write stem.md, stem.csv and stem.tex; return the Markdown."""
+    markdown = table.to_markdown(index=index, disable_numparse=True)
+    (out / f"{stem}.md").write_text(f"{caption}\n\n{markdown}\n")
+    table.to_csv(out / f"{stem}.csv", index=index)
+    latex = table.to_latex(index=index, caption=caption, label=f"tab:{stem}", escape=True)
+    (out / f"{stem}.tex").write_text(latex)
+    return markdown
+
+
+def mean_std(description: Description, digits: int) -> str:
+    mean, std, n = description
+    if n == 0:
+        return "—"
+    spread = f" ± {std:.{digits}f}" if not math.isnan(std) else ""
+    return f"{mean:.{digits}f}{spread} (n={n})"
+
+
+def number(value: float, spec: str) -> str:
+    """`value` formatted by `spec`; a dash where it is NaN (too few runs)."""
+    return "—" if math.isnan(value) else format(value, spec)
+
+
+def welch_cells(c: Comparison) -> dict:
+    """Welch's interval and p-value, as the statistics and variation tables both show them."""
+    return {"95% CI": f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]" if not math.isnan(c.ci_low) else "—",
+            "Welch p": number(c.p_welch, ".2g")}
+
+
+def run_counts(sweep: Sweep) -> str:
+    """Finished, failed and unfinished runs per configuration (Markdown only)."""
+    rows = []
+    for values, group in configurations(sweep, sweep.runs):
+        counts = group["status"].value_counts()
+        rows.append({"configuration": config_label(sweep.factors, values), "finished": int(counts.get("finished", 0)),
+                     "failed": int(counts.get("failed", 0)),
+                     "unfinished": int(len(group) - counts.get("finished", 0) - counts.get("failed", 0))})
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def per_configuration_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
+    """The course report's table per configuration: one row per seed, then Average and Std."""
+    sections = []
+    for values, group in configurations(sweep, sweep.finished):
+        label = config_label(sweep.factors, values)
+        rows = [{"Times": int(r["seed"]) if "seed" in group else i + 1,
+                 "The value of loss": f"{r['test/loss']:.6f}", "The value of ppl": f"{r['test/ppl']:.3f}"}
+                for i, (_, r) in enumerate(group.iterrows())]
+        loss_mean, loss_std, _ = describe(group["test/loss"])
+        ppl_mean, ppl_std, _ = describe(group["test/ppl"])
+        rows.append({"Times": "Average", "The value of loss": f"{loss_mean:.6f}", "The value of ppl": f"{ppl_mean:.3f}"})
+        rows.append({"Times": "Std", "The value of loss": f"{loss_std:.6f}", "The value of ppl": f"{ppl_std:.3f}"})
+        caption = (f"Test loss and perplexity of {label}, one row per seed (Times = seed); "
+                   f"Std is the sample standard deviation over n = {len(group)} runs.")
+        markdown = write_table(pd.DataFrame(rows), out, f"runs_{label}", caption)
+        sections.append((label, markdown))
+    return sections
+
+
+def summary_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
+    """Mean ± std (n) of test loss and ppl: rows = the last factor, columns = the one before it;
+    any further factors make separate tables."""
+    sections = []
+    finished = sweep.finished
+    factors = sweep.factors
+    row_f = factors[-1] if factors else None
+    col_f = factors[-2] if len(factors) >= 2 else None
+    outer = factors[:-2]
+    outer_groups = finished.groupby(outer, sort=False) if outer else [((), finished)]
+    for metric, digits, name in (("test/ppl", 3, "perplexity"), ("test/loss", 6, "loss")):
+        for outer_values, part in outer_groups:
+            outer_values = outer_values if isinstance(outer_values, tuple) else (outer_values,)
+            rows = list(dict.fromkeys(part[row_f])) if row_f else [None]
+            cols = list(dict.fromkeys(part[col_f])) if col_f else [None]
+            table = []
+            for r in rows:
+                entry = {short_key(row_f) if row_f else "": level_label(row_f, r) if row_f else "all runs"}
+                for c in cols:
+                    cell = part
+                    if row_f:
+                        cell = cell[cell[row_f] == r]
+                    if col_f:
+                        cell = cell[cell[col_f] == c]
+                    entry[level_label(col_f, c) if col_f else f"test {name}"] = mean_std(describe(cell[metric]), digits)
+                table.append(entry)
+            suffix = config_label(outer, outer_values) if outer else ""
+            stem = f"summary_test_{name}" + (f"_{suffix}" if suffix else "")
+            caption = (f"Mean test {name} ± sample std (n finished runs)"
+                       + (f", {suffix}" if suffix else "") + ".")
+            sections.append((caption, write_table(pd.DataFrame(table), out, stem, caption)))
+    return sections
+
+
+def statistics_table(comparisons: list[Comparison], out: Path) -> str:
+    """Every one-factor comparison of test perplexity; "" where there is none."""
+    rows = [{
+        "compared": f"{level_label(c.factor, c.b)} − {level_label(c.factor, c.a)}",
+        "where": context_label(c.context),
+        "n": f"{c.n_b} / {c.n_a}",
+        "mean difference": f"{c.diff:+.3f}",
+        **welch_cells(c),
+        "paired n": c.n_pairs,
+        "paired mean difference": number(c.paired_diff, "+.3f"),
+        "paired p": number(c.p_paired, ".2g"),
+    } for c in comparisons]
+    if not rows:
+        return ""
+    caption = ("Test perplexity, every pair of configurations that differ in one factor: mean difference "
+               "with Welch's 95% confidence interval and p-value, and the paired-by-seed t-test.")
+    return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption)
+
+
+def reference_table(rows: list[ReferenceRow], out: Path) -> str:
+    table = [{
+        "configuration": ", ".join(level_label(k, v) for k, v in row.setting.items()),
+        "reference test ppl": f"{row.reference_ppl:.3f}",
+        "ours (mean ± std, n)": mean_std(row.ppl, 3),
+        "ours − reference": f"{row.gap:+.3f} ({row.relative_gap:+.1%})" if row.ppl.n else "—",
+        "reference inside our 95% CI": {True: "yes", False: "no", None: "—"}[row.inside_ci],
+        "reference test loss": f"{row.reference_loss:.6f}" if row.reference_loss is not None else "—",
+        "ours test loss": mean_std(row.loss, 6),
+    } for row in rows]
+    return write_table(pd.DataFrame(table), out, "reference_comparison",
+                       "Our means beside the reference's (test perplexity and loss).")
+
+
+def variation_table(sweep: Sweep, other: Sweep, label: str, rows: list[VariationRow], out: Path) -> str:
+    table = []
+    for row in rows:
+        entry = {"configuration": config_label(sweep.factors, row.values), "this sweep": mean_std(row.ours, 3),
+                 label: mean_std(row.theirs, 3),
+                 "difference": f"{row.comparison.diff:+.3f}" if row.theirs.n else "—",
+                 **welch_cells(row.comparison)}
+        if row.reference_ppl is not None:
+            entry["reference"] = f"{row.reference_ppl:.3f}"
+            entry[f"{label} − reference"] = f"{row.reference_gap:+.1%}" if row.theirs.n else "—"
+        table.append(entry)
+    stem = "variation_" + "".join(ch if ch.isalnum() else "_" for ch in label)
+    caption = f"Test perplexity of this sweep and of the same configurations with {label} ({other.folder})."
+    return write_table(pd.DataFrame(table), out, stem, caption)
