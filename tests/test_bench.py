@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from lstm_sweep.bench import main
 
 
+@pytest.mark.slow
 def test_bench_writes_ratios_for_every_shape_and_variant(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["--repeats", "2", "--warmup", "0", "--step-repeats", "2", "--threads", "1",

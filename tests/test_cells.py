@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import gradcheck_stack
 from numpy_lstm import stack_forward_backward
 from torch import nn
 
 from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
-from lstm_sweep.errors import ConfigError
 from lstm_sweep.model.stack import CellStack, TorchLSTMStack, build_stack
 
 T, B, E, H = 6, 3, 5, 4
@@ -116,28 +116,10 @@ def test_zero_initial_state_is_the_default():
     assert torch.equal(out_default, out_zero)
 
 
-def functional(stack):
-    """stack as a function of (x, h0, c0, *parameters), for gradcheck over the weights too."""
-    names = [name for name, _ in stack.named_parameters()]
-    num_layers = len(stack.layers)
-
-    def fn(x, *rest):
-        flat_states, params = rest[:2 * num_layers], rest[2 * num_layers:]
-        states = list(zip(flat_states[0::2], flat_states[1::2]))
-        out, finals = torch.func.functional_call(stack, dict(zip(names, params)), (x, states))
-        return (out, *[t for pair in finals for t in pair])
-
-    return fn, [p.detach().clone().requires_grad_() for p in stack.parameters()]
-
-
 @pytest.mark.parametrize("cell,num_layers", [("one", 1), ("two", 1), ("one", 2), ("two", 2)])
 def test_gradcheck(cell, num_layers):
     torch.manual_seed(2)
-    stack = CellStack(cell, 3, 2, num_layers, impl="reference").double()
-    fn, params = functional(stack)
-    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
-    states = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(2 * num_layers)]
-    assert torch.autograd.gradcheck(fn, (x, *states, *params))
+    assert gradcheck_stack(CellStack(cell, 3, 2, num_layers, impl="reference"), seed=2)
 
 
 def numpy_layers_from(stack):
@@ -279,23 +261,6 @@ def test_dropout_acts_between_layers_and_on_top_only(cell):
     assert all(torch.allclose(a, b) for a, b in zip(noisy[0], clean[0]))
     assert not torch.allclose(noisy[1][0], clean[1][0])  # layer 2's input was dropped
     assert (out == 0).float().mean() > 0.3  # and so is the top output
-
-
-def test_unknown_cell_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"model.cell='three' is not one of one, two, gru, rnn, torch"):
-        build_stack("three", E, H, 1)
-
-
-def test_unknown_init_names_the_key():
-    with pytest.raises(ConfigError, match=r"model.init='xavier' is not one of linear, uniform, normal"):
-        build_stack("one", E, H, 1, init="xavier")
-
-
-@pytest.mark.parametrize("key,args", [("model.num_layers", (E, H, 0)), ("model.hidden_size", (E, 0, 1)),
-                                      ("model.embedding_size", (0, H, 1))])
-def test_sizes_below_one_name_the_key(key, args):
-    with pytest.raises(ConfigError, match=key):
-        build_stack("two", *args)
 
 
 # ----------------------------------------------------------------------------- GRU and RNN

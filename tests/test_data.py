@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, write_corpus
+from helpers import shared_corpus, write_corpus
 
-from lstm_sweep.data.datamodule import BatchIndices, Vocab, read_corpus, window_tensors
-from lstm_sweep.errors import DataError
+from lstm_sweep.data.corpus import read_corpus
+from lstm_sweep.data.protocols import BatchIndices, window_tensors
 from lstm_sweep.data.synthetic import MarkovSource, word_for_rank
+from lstm_sweep.data.vocab import Vocab
+from lstm_sweep.errors import DataError
 
 
 def test_vocab_specials_first_then_words_by_frequency():
@@ -69,7 +71,7 @@ def test_non_utf8_names_file_and_byte_offset(tmp_path):
 
 
 def test_penn_small_reads_with_its_documented_sizes():
-    corpus = read_corpus(SHARED_DATA / "penn_small")
+    corpus = read_corpus(shared_corpus("penn_small"))
     assert [len(corpus[s]) for s in ("train", "valid", "test")] == [4206, 337, 376]
     assert [sum(map(len, corpus[s])) for s in ("train", "valid", "test")] == [89794, 6624, 7683]
     assert len(Vocab.build(corpus["train"], unk="<unk_word>")) == 7611 + 4

@@ -6,6 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from lstm_sweep.conf.schema import DownloadConfig
 from omegaconf import OmegaConf
 
 from lstm_sweep.data.download import fetch, fetch_corpus
@@ -121,6 +122,7 @@ def test_offline_says_so_and_what_to_do(tmp_path):
 def test_fetch_corpus_fills_the_cache_folder(serve, tmp_path):
     files = {f"ptb.{s}.txt": BODY for s in ("train", "valid", "test")}
     server = serve(files)
-    download = OmegaConf.create({"url": server.url + "/", "files": {n: MD5 for n in files}, "retries": 2})
+    download = OmegaConf.merge(OmegaConf.structured(DownloadConfig),
+                               {"url": server.url + "/", "files": {n: MD5 for n in files}, "retries": 2})
     folder = fetch_corpus("ptb", download, tmp_path)
     assert folder == tmp_path / "ptb" and sorted(p.name for p in folder.iterdir()) == sorted(files)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import gradcheck_stack
 
 from lstm_sweep.model import fast
 from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
@@ -85,14 +86,8 @@ def test_evaluation_skips_the_backward_state_and_gives_the_same_numbers(kernels,
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("cell", ["one", "two"])
 def test_fast_gradcheck_through_the_cells_own_parameters(kernels, cell, num_layers):
-    from test_cells import functional
-
     torch.manual_seed(3)
-    stack = CellStack(cell, 3, 2, num_layers, impl="fast").double()
-    fn, params = functional(stack)
-    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
-    states = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(2 * num_layers)]
-    assert torch.autograd.gradcheck(fn, (x, *states, *params))
+    assert gradcheck_stack(CellStack(cell, 3, 2, num_layers, impl="fast"), seed=3)
 
 
 @pytest.mark.parametrize("cell_class", [ModelOneCell, ModelTwoCell])

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY
+from helpers import TINY, compose_run
 
 from lstm_sweep.analysis.read import read_sweep
-from lstm_sweep.naming import run_name
 from lstm_sweep.analysis.report import write_report
+from lstm_sweep.naming import run_name
 
 BIN = Path(sys.executable).parent
 SMALL_GRID = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=20", "seed=0,1"]
@@ -32,6 +32,7 @@ def sweep(tmp_path_factory, cache_dir):
     return cwd, proc
 
 
+@pytest.mark.slow
 def test_sweep_names_runs_by_their_swept_values(sweep):
     cwd, proc = sweep
     names = sorted(p.name for p in (cwd / "multirun" / "small").iterdir() if p.is_dir())
@@ -41,6 +42,7 @@ def test_sweep_names_runs_by_their_swept_values(sweep):
     assert info["starts"][0]["command"].startswith("lstm-sweep --dir multirun/small")
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_and_the_others_finish(sweep):
     cwd, proc = sweep
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -55,6 +57,7 @@ def test_a_failing_run_is_recorded_and_the_others_finish(sweep):
     assert "Runs: 8 finished of 12." in report and "`cell=three,layers=2,seed=1`: failed" in report
 
 
+@pytest.mark.slow
 def test_every_artefact_is_written(sweep):
     cwd, _ = sweep
     out = cwd / "reports" / "default"
@@ -73,6 +76,7 @@ def test_every_artefact_is_written(sweep):
     assert "| Average |" in table and "| Std     |" in table
 
 
+@pytest.mark.slow
 def test_means_equal_numpy_over_the_logged_values(sweep):
     cwd, _ = sweep
     result = read_sweep(cwd / "multirun" / "small")
@@ -91,6 +95,7 @@ def test_means_equal_numpy_over_the_logged_values(sweep):
     assert (epochs[epochs.status == "finished"].groupby("run").size() == 2).all()
 
 
+@pytest.mark.slow
 def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cache_dir):
     cwd, _ = sweep
     folder = cwd / "multirun" / "small"
@@ -108,6 +113,7 @@ def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cach
     assert json.loads((interrupted / "status.json").read_text())["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_two_sweeps_started_together_get_their_own_folders(tmp_path, cache_dir):
     args = [*TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.cell=one",
             "model.num_layers=1", "seed=0", "--no-report"]
@@ -118,6 +124,7 @@ def test_two_sweeps_started_together_get_their_own_folders(tmp_path, cache_dir):
     assert len(folders) == 2 and all((f / "run" / "metrics.json").exists() for f in folders)  # nothing swept
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_with_one_thread_each(tmp_path, cache_dir):
     proc = lstm_sweep(tmp_path, cache_dir, "--dir", "sw", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                       *TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.num_layers=1",
@@ -128,6 +135,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_with_one_thread_each(tmp_path, ca
     assert all(f"; {max(1, cores // 2)} torch threads" in log for log in logs)
 
 
+@pytest.mark.slow
 def test_report_of_another_sweep_is_never_overwritten(sweep, tmp_path, monkeypatch):
     cwd, _ = sweep
     monkeypatch.chdir(cwd)
@@ -151,16 +159,18 @@ def test_run_names():
 
 
 def test_an_experiment_brings_its_own_grid():
-    from lstm_sweep.sweep.cli import sweep_plan
+    from lstm_sweep.sweep.grid import plan_grid
 
-    name, swept, fixed = sweep_plan(["+experiment=ptb_medium", "data.root=/data/ptb"])
-    assert name == "ptb_medium" and swept == ["model.cell", "seed"]
-    assert {"model.num_layers", "data.root", "experiment"} <= set(fixed)
-    name, swept, fixed = sweep_plan(["model.hidden_size=64,128", "seed=range(3)", "model.cell=two"])
-    assert name == "default" and swept == ["model.num_layers", "seed", "model.hidden_size"]
-    assert "model.cell" in fixed
+    params = compose_run("experiment=ptb_medium", hydra=True).hydra.sweeper.params
+    plan = plan_grid(params, ["experiment=ptb_medium", "data.root=/data/ptb"])
+    assert plan.swept == ["model.cell", "seed"]
+    assert {"model.num_layers", "data.root", "experiment"} <= set(plan.fixed)
+    params = compose_run(hydra=True).hydra.sweeper.params
+    plan = plan_grid(params, ["model.hidden_size=64,128", "seed=range(3)", "model.cell=two"])
+    assert plan.swept == ["model.num_layers", "seed", "model.hidden_size"] and "model.cell" in plan.fixed
 
 
+@pytest.mark.slow
 def test_a_variation_sweep_is_compared_configuration_by_configuration(sweep, tmp_path):
     cwd, _ = sweep
     folder = cwd / "multirun" / "small"

@@ -123,7 +123,7 @@ def report2021_setting() -> dict:
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["+experiment=report2021", "data.root=unused"])
+        cfg = compose("config", overrides=["experiment=report2021", "data.root=unused"])
     return {"batch": cfg.data.batch_size, "n_step": cfg.data.n_step, "size": cfg.model.hidden_size,
             "lr": cfg.optim.lr, "vocab": PENN_SMALL_VOCAB}
 

@@ -13,7 +13,14 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from lstm_sweep.analysis.read import Sweep
-from lstm_sweep.analysis.stats import ALPHA, Comparison, Description, compare, describe, mean_half_width
+from lstm_sweep.analysis.stats import (
+    ALPHA,
+    Comparison,
+    Description,
+    compare,
+    describe,
+    mean_half_width,
+)
 
 _MISSING = object()  # a key a config does not have
 

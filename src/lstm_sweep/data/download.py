@@ -101,5 +101,5 @@ def fetch_corpus(name: str, download, cache_dir: str | Path) -> Path:
     folder = Path(cache_dir).expanduser() / name
     for filename, md5 in download.files.items():
         fetch(download.url.rstrip("/") + "/" + filename, folder / filename, md5,
-              retries=download.get("retries", 4), timeout=download.get("timeout", 30.0))
+              retries=download.retries, timeout=download.timeout)
     return folder

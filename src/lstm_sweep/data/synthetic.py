@@ -27,13 +27,15 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from lstm_sweep.errors import ConfigError, DataError
+from lstm_sweep.conf.schema import GeneratorConfig
+from lstm_sweep.data.protocols import window_tensors
+from lstm_sweep.data.vocab import EOS, PAD, SOS, Vocab
+from lstm_sweep.errors import DataError
 
 SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 GENERATOR_VERSION = 1  # bump when the generated text changes, so caches are not reused
@@ -58,42 +60,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-@dataclass(frozen=True)
-class MarkovSource:
-    seed: int = 1234
-    vocab_size: int = 1000
-    zipf_exponent: float = 1.1
-    successors: int = 4
-    first_order_weight: float = 0.5
-    second_order_weight: float = 0.25
-    eos_prob: float = 0.06
-    train_tokens: int = 50_000
-    valid_tokens: int = 5_000
-    test_tokens: int = 5_000
-
-    # ------------------------------------------------------------------ construction
-
-    @classmethod
-    def from_config(cls, cfg) -> MarkovSource:
-        values = dict(cfg)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"data.generator.{unknown[0]} is not a generator setting "
-                              f"(valid: {', '.join(sorted(known))})")
-        return cls(**values)
-
-    def __post_init__(self):
-        for key in ("vocab_size", "successors", "train_tokens", "valid_tokens", "test_tokens"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.generator.{key}={value!r} must be an integer >= 1")
-        weights = (self.first_order_weight, self.second_order_weight)
-        if min(weights) < 0 or sum(weights) > 1:
-            raise ConfigError("data.generator.first_order_weight and second_order_weight must be "
-                              f">= 0 and sum to at most 1 (got {weights[0]} and {weights[1]})")
-        if not 0 < self.eos_prob < 1:
-            raise ConfigError(f"data.generator.eos_prob={self.eos_prob!r} must be in (0, 1)")
+class MarkovSource(GeneratorConfig):
+    """The source itself; its settings (and their defaults) are data.generator's schema."""
 
     # Source symbols: words 0..V-1 by rank, then <eos>, <sos>, <pad>. Outcomes: 0..V.
     @property
@@ -214,8 +182,6 @@ class MarkovSource:
         class holding the mass of every out-of-vocabulary word. Contexts are the true
         tokens. None when n_step < 2: the window then hides part of the source's context.
         """
-        from lstm_sweep.data.datamodule import EOS, PAD, SOS, Vocab, window_tensors
-
         if n_step < 2:
             return None
         # A vocabulary whose ids are the source's symbols shifted by 4, to reuse the protocol.

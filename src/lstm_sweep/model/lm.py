@@ -6,7 +6,6 @@ import torch
 from torch import Tensor, nn
 
 from lstm_sweep.model.cells import State
-from lstm_sweep.errors import ConfigError
 from lstm_sweep.model.stack import build_stack
 
 
@@ -17,15 +16,6 @@ class LanguageModel(nn.Module):
                  decoder_bias_init: float | None = None, impl: str = "fast",
                  embedding_dropout: float = 0.0, init_range: float | None = None):
         super().__init__()
-        if tie_weights and embedding_size != hidden_size:
-            raise ConfigError(f"model.tie_weights=true needs model.embedding_size == model.hidden_size "
-                              f"(got {embedding_size} and {hidden_size})")
-        if decoder_bias_init is not None and not isinstance(decoder_bias_init, (int, float)):
-            raise ConfigError(f"model.decoder_bias_init={decoder_bias_init!r} must be null or a number")
-        if not 0.0 <= embedding_dropout < 1.0:
-            raise ConfigError(f"model.embedding_dropout={embedding_dropout!r} must be in [0, 1)")
-        if init_range is not None and not (isinstance(init_range, (int, float)) and init_range > 0):
-            raise ConfigError(f"model.init_range={init_range!r} must be null or a number > 0")
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.rnn = build_stack(cell, embedding_size, hidden_size, num_layers, dropout, init, impl)

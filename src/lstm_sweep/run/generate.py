@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from lstm_sweep.data.datamodule import EOS, PAD, SOS, Vocab
+from lstm_sweep.data.protocols import protocol_for
+from lstm_sweep.data.vocab import EOS, PAD, SOS, Vocab
 from lstm_sweep.errors import ConfigError, DataError, LstmSweepError
 from lstm_sweep.model.lm import LanguageModel
 
@@ -62,7 +63,7 @@ def tokenize_prefix(prefix: str, vocab: Vocab, tokenize: str) -> list[int]:
 @torch.no_grad()
 def generate(model: LanguageModel, vocab: Vocab, data_config: dict, prefix_ids: list[int], tokens: int,
              temperature: float = 1.0, seed: int | None = None) -> list[int]:
-    """`tokens` sampled token ids following `prefix_ids` (a window model's restarts repeat the prefix)."""
+    """`tokens` sampled token ids following `prefix_ids`, the way the run's protocol reads text."""
     if temperature <= 0:
         raise ConfigError(f"--temperature={temperature} must be > 0")
     generator = torch.Generator()
@@ -71,35 +72,16 @@ def generate(model: LanguageModel, vocab: Vocab, data_config: dict, prefix_ids: 
     else:
         generator.seed()
     banned = torch.tensor([vocab.stoi[PAD], vocab.stoi[SOS]])
-    window = data_config["protocol"] == "window"
-    sos, eos, pad = vocab.stoi[SOS], vocab.stoi[EOS], vocab.pad_id
-    n_step = data_config.get("n_step", 5)
-    sentence = [sos, *prefix_ids]  # window: the current sentence, as in training
-    state, logits = None, None
-    if not window:  # a stream starts as if after a line end
-        logits, state = model(torch.tensor([[eos, *prefix_ids]]), None)
-        logits = logits[0, -1]
-    out = []
-    while len(out) < tokens:
-        if window:
-            context = sentence[-n_step:]
-            context = [pad] * (n_step - len(context)) + context
-            logits, _ = model(torch.tensor([context]), last_only=True)
-            logits = logits[0]
+    eos = vocab.stoi[EOS]
+
+    def pick(logits: torch.Tensor, may_end: bool) -> int:
         logits = logits / temperature
         logits[banned] = -torch.inf
-        if window and len(sentence) == 1:
+        if not may_end:
             logits[eos] = -torch.inf
-        token = int(torch.multinomial(torch.softmax(logits.double(), dim=-1), 1, generator=generator))
-        out.append(token)
-        if window:
-            sentence = [sos, *prefix_ids] if token == eos else [*sentence, token]
-            if token == eos:
-                out.extend(prefix_ids)
-        else:
-            logits, state = model(torch.tensor([[token]]), state)
-            logits = logits[0, -1]
-    return out[:tokens]
+        return int(torch.multinomial(torch.softmax(logits.double(), dim=-1), 1, generator=generator))
+
+    return protocol_for(data_config).continue_text(model, vocab, prefix_ids, tokens, pick)
 
 
 def detokenize(ids: list[int], vocab: Vocab, tokenize: str) -> str:

@@ -1,38 +1,37 @@
 """`lstm-sweep`: the main job — a Hydra multirun of an experiment's grid, then its report.
 
     lstm-sweep                                     # the report grid on the built-in corpus
-    lstm-sweep +experiment=report2021 data.root=…/penn_small
+    lstm-sweep experiment=report2021 data.root=…/penn_small
     lstm-sweep model.hidden_size=64,128 seed='range(3)'
     lstm-sweep --dir multirun/report2021/2026-…    # complete an interrupted sweep
 
-The grid is `hydra.sweeper.params` of the composed config (conf/config.yaml, or an
-experiment's): a command-line value replaces a key's list, a new comma list adds a
-factor. Every run gets a folder named by the values it was given (`cell=one,layers=2,
-seed=3`), so `tensorboard --logdir <sweep folder>` reads well. A run that fails is recorded
-and the others go on; the report is written either way; the exit status is 1 if any run
-failed. Running again on an existing sweep folder skips the finished runs.
+The sweep itself is `lstm-train -m` with the same overrides, run as a child process (the
+grid and the run folders are its sweeper's, grid.py); this command picks the sweep folder,
+waits, and then writes the report (analysis/report.py). A run that fails is recorded and
+the others go on; the report is written either way; the exit status is 1 if any run did
+not finish. Running again on an existing sweep folder skips the finished runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
-import platform
 import shlex
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from lstm_sweep.errors import ConfigError, LstmSweepError
+from lstm_sweep.analysis.read import read_sweep
+from lstm_sweep.analysis.report import write_report
+from lstm_sweep.errors import LstmSweepError
+from lstm_sweep.sweep.grid import COMMAND_VARIABLE
 
 log = logging.getLogger("lstm_sweep.sweep")
-
-SWEEP_FILE = "sweep.json"  # what started the sweep: command, overrides, versions, machine
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -51,63 +50,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def sweep_plan(overrides: list[str]) -> tuple[str, list[str], list[str]]:
-    """(name, swept keys in grid order, keys given one value) for these overrides."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    fixed = [o for o in parsed if not o.is_sweep_override()]
-    with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[o.input_line for o in fixed], return_hydra_config=True)
-    grid = {str(k): str(v) for k, v in (cfg.hydra.sweeper.params or {}).items()}
-    parser = OverridesParser.create()
-    swept = {key: parser.parse_override(f"{key}={values}").is_sweep_override() for key, values in grid.items()}
-    for o in parsed:  # the command line wins over the config's grid, and adds to it
-        swept[o.key_or_group] = o.is_sweep_override()
-    experiment = next((o.value() for o in fixed if o.key_or_group == "experiment"), None)
-    return (str(experiment) if experiment else "default",
-            [k for k, v in swept.items() if v], [k for k, v in swept.items() if not v])
+def experiment_name(overrides: list[str]) -> str:
+    """The experiment the overrides select (`experiment=NAME` or `+experiment=NAME`), else "default"."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.key_or_group == "experiment" and not override.is_sweep_override():
+            return str(override.value())
+    return "default"
 
 
 def default_sweep_dir(name: str) -> Path:
-    # The pid makes two sweeps started in the same second land in different folders.
+    # As config.yaml's hydra.sweep.dir; chosen here because the report needs to know it.
     return Path("multirun") / name / f"{dt.datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}"
 
 
 def quote(value: str) -> str:
+    """A Hydra override value that keeps any character."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def record_start(sweep_dir: Path, argv: list[str], name: str, swept: list[str]) -> None:
-    import pytorch_lightning
-    import torch
-
-    starts = []
-    previous = sweep_dir / SWEEP_FILE
-    if previous.exists():
-        starts = json.loads(previous.read_text()).get("starts", [])
-    starts.append({
-        "command": shlex.join(["lstm-sweep", *argv]),
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()})",
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "pytorch_lightning": pytorch_lightning.__version__},
-    })
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / SWEEP_FILE).write_text(json.dumps({"name": name, "swept": swept, "starts": starts}, indent=2) + "\n")
-
-
-def run_sweep(sweep_dir: Path, overrides: list[str], fixed_keys: list[str]) -> None:
-    """Hydra's multirun of lstm-train's task in this process, on `sweep_dir`."""
-    from lstm_sweep.run.train import main as train_main
-
-    exclude = sorted({*fixed_keys, "data.root", "data.cache_dir", "experiment"} - {k for k in fixed_keys if k.startswith("hydra")})
-    argv = ["lstm-train", "--multirun", *overrides, f"hydra.sweep.dir={quote(str(sweep_dir))}",
-            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
-    saved = sys.argv
-    sys.argv = argv
-    try:
-        train_main()
-    finally:
-        sys.argv = saved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,35 +73,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     try:
-        name, swept, fixed = sweep_plan(args.overrides)
-    except LstmSweepError as err:
-        log.error("%s", err)
-        return 2
-    except Exception as err:  # Hydra's own: a bad override or an unknown key
+        sweep_dir = args.dir or default_sweep_dir(experiment_name(args.overrides))
+    except Exception as err:  # Hydra's parser: an override that is not key=value
         log.error("%s", str(err).strip().splitlines()[0])
-        return 2
-    sweep_dir = args.dir or default_sweep_dir(name)
-    record_start(sweep_dir, argv, name, swept)
-    log.info("sweep %s over %s -> %s", name, ", ".join(swept) or "one run", sweep_dir)
-    run_sweep(sweep_dir, args.overrides, fixed)
-
+        return 1
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lstm_sweep.run", "--multirun", *args.overrides,
+         f"hydra.sweep.dir={quote(str(sweep_dir))}"],
+        env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv])})
+    # A terminal's Ctrl-C reaches both processes; a `kill` reaches only this one: pass it on.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda received, frame: child.send_signal(received))
+    if child.wait() < 0:  # stopped by a signal: no report of a sweep cut short
+        log.error("the sweep was stopped (signal %d); `lstm-sweep --dir %s` with the same overrides "
+                  "completes it", -child.returncode, sweep_dir)
+        return 128 - child.returncode
     try:
         if args.no_report:
-            from lstm_sweep.analysis.read import read_sweep
             runs = read_sweep(sweep_dir).runs
         else:
-            from lstm_sweep.analysis.report import write_report
             sweep, out = write_report(sweep_dir, args.out)
             runs = sweep.runs
             log.info("report: %s", out / "REPORT.md")
-    except ConfigError as err:
+    except LstmSweepError as err:  # no runs at all: the sweep's own error is above
         log.error("%s", err)
-        return 1
+        return child.returncode or 1
     failed = runs[runs["status"] != "finished"]
     for _, run in failed.iterrows():
         log.error("run %s %s: %s", run["run"], run["status"], run["error"])
     log.info("%d runs finished, %d did not (%s)", len(runs) - len(failed), len(failed), sweep_dir)
-    return 1 if len(failed) else 0
+    return 1 if len(failed) or child.returncode else 0
 
 
 if __name__ == "__main__":

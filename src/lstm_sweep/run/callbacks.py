@@ -1,0 +1,138 @@
+"""What a run watches and reports besides its loss, as Lightning callbacks.
+
+- DivergenceWatch stops the run at a loss that is not finite, naming the step;
+- Throughput measures training tokens per second of each epoch;
+- EpochLog logs the lr each epoch trains with, keeps the validation perplexity of every
+  epoch and writes one line per epoch to the run's log.
+
+Lightning calls these callbacks' `on_train_epoch_end` before the module's, so they read a
+split's numbers with `LitLanguageModel.result`, which is complete once the batches are.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from lstm_sweep.errors import DivergenceError
+
+log = logging.getLogger("lstm_sweep.run.train")
+
+
+class DivergenceWatch(Callback):
+    """Stop the run at the first NaN/inf training loss, naming its step, or at a NaN/inf
+    validation loss, naming the epoch.
+
+    On CPU, testing the loss every step costs nothing. On an accelerator an `if` on a device
+    tensor waits for the step to finish, so the first non-finite loss is recorded on the
+    device and read every log_every_n_steps and at epoch end; the step it names is exact
+    either way.
+    """
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check_every = 1 if pl_module.device.type == "cpu" else max(int(trainer.log_every_n_steps), 1)
+        self._clear(trainer, pl_module)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._clear(trainer, pl_module)
+
+    def _clear(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epoch_first_step = trainer.global_step
+        self.bad_step = torch.full((), -1.0, dtype=torch.float64, device=pl_module.device)  # none yet
+        self.bad_loss = torch.zeros((), dtype=torch.float64, device=pl_module.device)
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        step = trainer.global_step
+        if self.check_every == 1:  # CPU: read it now, no bookkeeping
+            if not torch.isfinite(loss.detach()):
+                self._diverged(trainer, loss.item(), step)
+            return
+        fresh = ~torch.isfinite(loss.detach()) & (self.bad_step < 0)
+        self.bad_step = torch.where(fresh, float(step), self.bad_step)
+        self.bad_loss = torch.where(fresh, loss.detach().double(), self.bad_loss)
+        if (step - self.epoch_first_step + 1) % self.check_every == 0:
+            self._read(trainer)
+
+    def _read(self, trainer: pl.Trainer) -> None:
+        if self.bad_step >= 0:
+            self._diverged(trainer, self.bad_loss.item(), int(self.bad_step.item()))
+
+    def _diverged(self, trainer: pl.Trainer, loss: float, step: int) -> None:
+        raise DivergenceError(f"training loss became {loss} at step {step} (epoch {trainer.current_epoch}, "
+                              f"batch {step - self.epoch_first_step}); the run stops")
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._read(trainer)  # Lightning validates before the training epoch ends: name that first
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._read(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        val = pl_module.result("val")
+        if val is not None and not math.isfinite(val.loss):
+            raise DivergenceError(f"validation loss became {val.loss} after epoch {trainer.current_epoch} "
+                                  f"(step {trainer.global_step}); the run stops")
+
+
+class Throughput(Callback):
+    """Training tokens per second of each epoch, the validation pass excluded
+    (`perf/train_tokens_per_sec`)."""
+
+    def __init__(self):
+        self.per_epoch: list[float] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.tokens = 0
+        self.start = self.last_batch_end = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        self.tokens += batch[0].numel()
+        self.last_batch_end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = self.last_batch_end - self.start
+        if seconds > 0:
+            self.per_epoch.append(self.tokens / seconds)
+            pl_module.log("perf/train_tokens_per_sec", self.per_epoch[-1])
+
+
+class EpochLog(Callback):
+    """The lr each epoch trains with (`lr`), every epoch's validation perplexity, and one line
+    per epoch in the run's log: a run without a progress bar still shows its progress."""
+
+    def __init__(self, throughput: Throughput):
+        self.throughput = throughput
+        self.val_ppl: list[float] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.perf_counter()
+        self.lr = trainer.optimizers[0].param_groups[0]["lr"]  # the scheduler steps before epoch end
+        pl_module.log("lr", self.lr)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        val = pl_module.result("val")
+        if val is not None and not trainer.sanity_checking:
+            self.val_ppl.append(val.ppl)
+
+    def best_epoch(self) -> int | None:
+        """The epoch with the lowest val/ppl (validation runs after every epoch)."""
+        return min(range(len(self.val_ppl)), key=self.val_ppl.__getitem__) if self.val_ppl else None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch, epochs = trainer.current_epoch, trainer.max_epochs
+        parts = [f"epoch {epoch} ({epoch + 1}/{epochs}) in {time.perf_counter() - self.start:.0f} s:"]
+        if (train := pl_module.result("train")) is not None:
+            parts.append(f"train ppl {train.ppl:.2f},")
+        if self.val_ppl:
+            best = self.best_epoch()
+            parts.append(f"val ppl {self.val_ppl[-1]:.2f} (best {self.val_ppl[best]:.2f} after epoch {best}),")
+        parts.append(f"lr {self.lr:.4g}")
+        if self.throughput.per_epoch:
+            parts[-1] += f", {self.throughput.per_epoch[-1]:,.0f} tokens/s"
+        log.info("%s", " ".join(parts))

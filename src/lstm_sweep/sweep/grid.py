@@ -1,0 +1,78 @@
+"""What the sweeper behind `lstm-train -m` and `lstm-sweep` adds to Hydra's grid.
+
+The sweeper (hydra_plugins/lstm_sweep_grid, where Hydra looks for plugins) is Hydra's
+BasicSweeper — the grid is `hydra.sweeper.params`, where a command-line comma list or
+range() replaces a key's list, a single value fixes it and a new key adds a factor — and
+before launching it
+- names every run folder by the swept values alone (`cell=one,layers=2,seed=3`): the keys
+  given one value are left out of each job's `override_dirname`;
+- records the sweep in `sweep.json`: its name, the swept keys in grid order (the report's
+  factor order) and, per start, the command, date, machine and library versions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from lstm_sweep.run.folder import write_json
+
+log = logging.getLogger("lstm_sweep.sweep")
+
+SWEEP_FILE = "sweep.json"
+NEVER_IN_NAMES = ("data.root", "data.cache_dir", "experiment")  # where, not what, a run is
+COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to record instead of ours
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    swept: list[str]   # keys given several values, in grid order
+    fixed: list[str]   # keys given one value
+
+
+def plan_grid(params: dict | None, arguments: list[str]) -> GridPlan:
+    """Which keys `hydra.sweeper.params` and the command line's overrides sweep, and which they fix."""
+    parser = OverridesParser.create()
+    sweeps = {str(k): parser.parse_override(f"{k}={v}").is_sweep_override() for k, v in (params or {}).items()}
+    for override in parser.parse_overrides(arguments):  # the command line wins, and adds keys
+        sweeps[override.key_or_group] = override.is_sweep_override()
+    return GridPlan([k for k, s in sweeps.items() if s], [k for k, s in sweeps.items() if not s])
+
+
+def prepare_sweep(config, params: dict | None, arguments: list[str]) -> list[str]:
+    """Record the sweep's start; return the overrides to launch, which name run folders by
+    the swept keys alone."""
+    plan = plan_grid(params, arguments)
+    sweep_dir = Path(config.hydra.sweep.dir)
+    name = config.hydra.runtime.choices.get("experiment") or "default"
+    record_start(sweep_dir, name, plan.swept)
+    log.info("sweep %s over %s -> %s", name, ", ".join(plan.swept) or "one run", sweep_dir)
+    exclude = sorted({*plan.fixed, *NEVER_IN_NAMES})
+    return [*arguments, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
+
+
+def record_start(sweep_dir: Path, name: str, swept: list[str]) -> None:
+    """Add this start to sweep.json (a sweep completed later has several)."""
+    import pytorch_lightning
+    import torch
+
+    previous = sweep_dir / SWEEP_FILE
+    starts = json.loads(previous.read_text()).get("starts", []) if previous.exists() else []
+    starts.append({
+        "command": os.environ.get(COMMAND_VARIABLE) or shlex.join(["lstm-train", *sys.argv[1:]]),
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()})",
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "pytorch_lightning": pytorch_lightning.__version__},
+    })
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    write_json(sweep_dir / SWEEP_FILE, {"name": name, "swept": swept, "starts": starts})

@@ -1,0 +1,83 @@
+"""What several test files share: tiny settings, corpora written on the spot, the real
+corpora (or a skip that says where to put them), and small functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# A small built-in corpus and a small model: a run takes a few seconds.
+TINY_CORPUS = [
+    "data.generator.vocab_size=200", "data.generator.train_tokens=3000",
+    "data.generator.valid_tokens=600", "data.generator.test_tokens=600", "data.batch_size=32",
+]
+TINY_RUN = ["model.embedding_size=16", "model.hidden_size=16", "trainer.max_epochs=2",
+            "trainer.progress_bar=false"]
+TINY = TINY_CORPUS + TINY_RUN
+STREAM = ["data.protocol=stream", "data.bptt=6", "data.batch_size=8", "data.eval_batch_size=4"]
+
+
+def shared_corpus(name: str) -> Path:
+    """A real corpus from ../shared/data, or a skip naming what to put where."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"needs the real corpus {name}: put the project's shared/ folder beside the "
+                    f"repository, so that {path} exists")
+    return path
+
+
+def compose_run(*overrides: str, hydra: bool = False):
+    """The run config lstm-train would compose from these overrides (with its `hydra` node)."""
+    with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def write_corpus(root: Path, train: str, valid: str = "a b\n", test: str = "b a\n", names=None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    names = names or {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
+    for split, text in (("train", train), ("valid", valid), ("test", test)):
+        (root / names[split]).write_text(text, encoding="utf-8")
+    return root
+
+
+def logged(run_dir: Path, tag: str) -> list[float]:
+    """Every value of a scalar in a run's TensorBoard event files."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)]
+
+
+def as_dict(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def gradcheck_stack(stack, seed: int) -> bool:
+    """torch.autograd.gradcheck of a float64 stack (input size 3, hidden 2) over its input,
+    initial states and every parameter."""
+    torch.manual_seed(seed)
+    fn, params = functional(stack.double())
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    states = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(2 * len(stack.layers))]
+    return torch.autograd.gradcheck(fn, (x, *states, *params))
+
+
+def functional(stack):
+    """stack as a function of (x, h0, c0, *parameters), for gradcheck over the weights too."""
+    names = [name for name, _ in stack.named_parameters()]
+    num_layers = len(stack.layers)
+
+    def fn(x, *rest):
+        flat_states, params = rest[:2 * num_layers], rest[2 * num_layers:]
+        states = list(zip(flat_states[0::2], flat_states[1::2]))
+        out, finals = torch.func.functional_call(stack, dict(zip(names, params)), (x, states))
+        return (out, *[t for pair in finals for t in pair])
+
+    return fn, [p.detach().clone().requires_grad_() for p in stack.parameters()]

@@ -1,0 +1,106 @@
+"""The config schema: types, ranges and choices checked in one place, one line per fault."""
+
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import compose_run
+from hydra.errors import ConfigCompositionException
+from lstm_sweep.conf.schema import SCHEDULES, DataConfig, ModelConfig, check_config
+
+from lstm_sweep.data.protocols import PROTOCOLS
+from lstm_sweep.errors import ConfigError
+from lstm_sweep.model.cells import CELLS
+from lstm_sweep.run import optim
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["model.cell=three"], "model.cell='three' is not one of one, two, gru, rnn, torch"),
+    (["model.init=xavier"], "model.init='xavier' is not one of linear, uniform, normal"),
+    (["model.num_layers=0"], "model.num_layers=0 must be an integer >= 1"),
+    (["model.hidden_size=-3"], "model.hidden_size=-3 must be an integer >= 1"),
+    (["model.dropout=1.0"], r"model.dropout=1.0 must be in \[0, 1\)"),
+    (["model.init_range=0"], "model.init_range=0.0 must be a finite number > 0"),
+    (["model.tie_weights=true", "model.hidden_size=8"],
+     r"model.tie_weights=true needs model.embedding_size == model.hidden_size \(got 64 and 8\)"),
+    (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
+    (["data.protocol=bag"], "data.protocol='bag' is not one of window, stream"),
+    (["data.split_fractions=[0.5,0.5]"], r"data.split_fractions=\[0.5, 0.5\] must be three numbers > 0 that sum to 1"),
+    (["data.unk_token='<eos>'"], "data.unk_token='<eos>' collides with a special token"),
+    (["data.generator.eos_prob=1"], r"data.generator.eos_prob=1.0 must be in \(0, 1\)"),
+    (["data.generator.first_order_weight=0.8"], "first_order_weight and second_order_weight must sum to at most 1"),
+    (["data=text"], "data.root is required for data=text"),
+    (["optim.lr=nan"], "optim.lr=nan must be a finite number > 0"),
+    (["optim=sgd", "optim.momentum=-0.5"], "optim.momentum=-0.5 must be a finite number >= 0"),
+    (["optim._target_=torch.nn.Linear"], "optim._target_='torch.nn.Linear' is not a torch.optim optimizer class"),
+    (["schedule=plateau", "schedule.factor=2"], r"schedule.factor=2.0 must be in \(0, 1\]"),
+    (["trainer.test_checkpoint=first"], "trainer.test_checkpoint='first' is not one of last, best"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be an integer >= 1"),
+    (["trainer.limit_train_batches=1.5"], r"trainer.limit_train_batches=1.5 must be null, a number of batches"),
+    (["seed=-1"], "seed=-1 must be an integer >= 0"),
+])
+def test_a_value_the_schema_does_not_allow_is_named_with_what_is_allowed(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(compose_run(*overrides))
+
+
+@pytest.mark.parametrize("override,key", [("seed=abc", "seed"), ("model.num_layers=two", "model.num_layers"),
+                                          ("model.colour=red", "model.colour"), ("optim.momentum=0.9", "optim.momentum")])
+def test_a_wrong_type_or_an_unknown_key_is_refused_as_the_command_line_is_read(override, key):
+    with pytest.raises(ConfigCompositionException, match=key.replace(".", r"\.")):
+        compose_run(override)
+
+
+def test_every_shipped_configuration_passes_its_own_checks():
+    check_config(compose_run())
+    for experiment in (p.stem for p in (Path(__file__).parents[1] / "experiments").glob("*.yaml")):
+        check_config(compose_run(f"experiment={experiment}", "data.root=somewhere"))
+    for corpus in ("text", "penn_small", "ptb", "timemachine"):
+        check_config(compose_run(f"data={corpus}", "data.root=somewhere"))
+
+
+def test_the_registries_offer_exactly_the_schemas_choices():
+    choices = {f.name: f.metadata.get("choices") for f in fields(ModelConfig) + fields(DataConfig)}
+    assert set(choices["cell"]) == {*CELLS, "torch"}
+    assert set(choices["protocol"]) == set(PROTOCOLS)
+    assert set(SCHEDULES) == set(optim.SCHEDULES)
+
+
+def build(*overrides):
+    cfg = compose_run(*overrides)
+    return optim.configure_optimizers(torch.nn.Linear(2, 2).parameters(), cfg.optim, cfg.schedule)
+
+
+def test_any_torch_optimizer_is_built_from_its_target():
+    assert type(build()) is torch.optim.Adam
+    adamw = build("optim=adamw", "optim.lr=0.01")
+    assert type(adamw) is torch.optim.AdamW and adamw.defaults["weight_decay"] == 0.01
+    assert type(build("optim._target_=torch.optim.NAdam")) is torch.optim.NAdam
+    sgd = build("optim=sgd", "optim.momentum=0.9")
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["momentum"] == 0.9
+
+
+def test_schedules_are_wired_for_lightning():
+    plateau = build("schedule=plateau")["lr_scheduler"]
+    assert plateau["monitor"] == "val/ppl" and plateau["scheduler"].factor == 0.25
+    exponential = build("schedule=exponential", "schedule.start_epoch=2", "schedule.factor=0.5")
+    assert [exponential["lr_scheduler"]["scheduler"].lr_lambdas[0](e) for e in range(4)] == [1, 1, 0.5, 0.25]
+
+
+def test_an_experiment_is_selected_without_a_plus_and_applied_last():
+    cfg = compose_run("experiment=ptb_zaremba_small", "data.root=ptb")
+    assert (cfg.data.name, cfg.data.bptt, cfg.data.batch_size, cfg.data.eval_batch_size) == ("ptb", 20, 20, 10)
+    assert (cfg.optim._target_, cfg.optim.lr, cfg.schedule.name, cfg.schedule.factor) == (
+        "torch.optim.SGD", 20.0, "exponential", 0.5)
+
+
+@pytest.mark.slow
+def test_the_older_plus_spelling_of_an_experiment_still_works(tmp_path):
+    cli = str(Path(sys.executable).parent / "lstm-train")
+    proc = subprocess.run([cli, "+experiment=report2021", "data.root=x", "--cfg", "job"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "unk_token: <unk_word>" in proc.stdout
