@@ -204,6 +204,10 @@ class TrainerConfig:
     limit_val_batches: Any = None
     limit_test_batches: Any = None
     progress_bar: bool = True
+    resume: bool = True                                  # an unfinished run folder resumes from its checkpoint
+    # checkpoints/resume.ckpt within an epoch: every N steps, or (null) every M minutes
+    checkpoint_every_n_steps: Optional[int] = at_least(1, None)
+    checkpoint_every_minutes: float = at_least(0, 10.0, strict=True)
 
 
 # --------------------------------------------------------------------------- the run

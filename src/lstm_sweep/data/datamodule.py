@@ -37,6 +37,7 @@ class LMDataModule(pl.LightningDataModule):
         self.tensors: dict[str, tuple[Tensor, ...]] = {}
         self.stats: dict[str, SplitStats] = {}
         self.oracle_ppl: float | None = None  # the built-in corpus's exact test perplexity (window)
+        self.resume_skip = 0  # training batches of the first epoch a resumed run already ran
 
     def corpus_root(self) -> Path:
         if self.cfg.generator is not None:
@@ -63,11 +64,15 @@ class LMDataModule(pl.LightningDataModule):
             source = MarkovSource(**self.cfg.generator)
             self.oracle_ppl = self.protocol.oracle_perplexity(source, corpus["test"], self.vocab)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        return self.protocol.loader(split, self.tensors[split], self.batch_size(train), train, self.seed)
+    def resume_after(self, batches: int) -> None:
+        """The run resumes mid-epoch: its first epoch's first `batches` batches already ran."""
+        self.resume_skip = batches
+
+    def _loader(self, split: str, train: bool, skip: int = 0) -> DataLoader:
+        return self.protocol.loader(split, self.tensors[split], self.batch_size(train), train, self.seed, skip)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+        return self._loader("train", train=True, skip=self.resume_skip)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("valid", train=False)

@@ -63,11 +63,15 @@ class TensorPairs(Dataset):
 
 
 class BatchIndices(Sampler):
-    """Yields one index tensor per batch; shuffles by (seed, epoch) so every epoch is reproducible."""
+    """Yields one index tensor per batch; shuffles by (seed, epoch) so every epoch is reproducible.
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int):
+    `skip` batches of the first epoch it serves are left out: a run resumed mid-epoch goes
+    on from where its checkpoint was, in the same order.
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int, skip: int = 0):
         self.n, self.batch_size, self.shuffle, self.drop_last, self.seed = n, batch_size, shuffle, drop_last, seed
-        self.epoch = 0
+        self.epoch, self.skip = 0, skip
 
     def set_epoch(self, epoch: int) -> None:  # called by Lightning at each epoch start
         self.epoch = epoch
@@ -82,8 +86,10 @@ class BatchIndices(Sampler):
             order = torch.randperm(self.n, generator=generator)
         else:
             order = torch.arange(self.n)
-        for k in range(len(self)):
+        first, self.skip = self.skip, 0
+        for k in range(first, len(self)):
             yield order[k * self.batch_size:(k + 1) * self.batch_size]
+
 
 # --------------------------------------------------------------------------- stream protocol
 
@@ -101,6 +107,20 @@ def batchify(stream: Tensor, batch_size: int) -> Tensor:
     """(L, batch_size): the stream cut into batch_size contiguous columns (the tail dropped)."""
     length = len(stream) // batch_size
     return stream[:length * batch_size].view(batch_size, length).t().contiguous()
+
+
+class InOrder(Sampler):
+    """0 … n-1 every epoch, less the first `skip` of the first epoch (a run resumed mid-epoch)."""
+
+    def __init__(self, n: int, skip: int = 0):
+        self.n, self.skip = n, skip
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        first, self.skip = self.skip, 0
+        yield from range(first, self.n)
 
 
 class StreamBatches(Dataset):
@@ -139,10 +159,11 @@ class WindowProtocol:
         return (inputs, targets), len(targets)
 
     def loader(self, split: str, tensors: tuple[Tensor, ...], batch_size: int, train: bool,
-               seed: int) -> DataLoader:
+               seed: int, skip: int = 0) -> DataLoader:
+        """Batches of the split; `skip`: of the first epoch, leave out that many (a resumed run)."""
         inputs, targets = tensors
         sampler = BatchIndices(len(targets), batch_size, shuffle=train and self.shuffle,
-                               drop_last=train and self.drop_last, seed=seed)
+                               drop_last=train and self.drop_last, seed=seed, skip=skip)
         if len(sampler) == 0:
             raise DataError(f"the {split} split has {len(targets)} windows, fewer than one batch "
                             f"of data.batch_size={batch_size} with data.drop_last=true")
@@ -195,9 +216,10 @@ class StreamProtocol:
         return (columns,), (len(columns) - 1) * batch_size
 
     def loader(self, split: str, tensors: tuple[Tensor, ...], batch_size: int, train: bool,
-               seed: int) -> DataLoader:
+               seed: int, skip: int = 0) -> DataLoader:
         # In order, never shuffled: the hidden state runs on from batch to batch.
-        return DataLoader(StreamBatches(tensors[0], self.bptt), batch_size=None)
+        batches = StreamBatches(tensors[0], self.bptt)
+        return DataLoader(batches, sampler=InOrder(len(batches), skip), batch_size=None)
 
     @staticmethod
     def nll(model, batch, state=None) -> tuple[Tensor, int, list]:

@@ -29,42 +29,36 @@ class DivergenceWatch(Callback):
     validation loss, naming the epoch.
 
     On CPU, testing the loss every step costs nothing. On an accelerator an `if` on a device
-    tensor waits for the step to finish, so the first non-finite loss is recorded on the
-    device and read every log_every_n_steps and at epoch end; the step it names is exact
-    either way.
+    tensor waits for the step to finish, so the first non-finite loss (and its step and
+    batch) is recorded on the device and read every log_every_n_steps and at epoch end; the
+    step it names is exact either way.
     """
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.check_every = 1 if pl_module.device.type == "cpu" else max(int(trainer.log_every_n_steps), 1)
-        self._clear(trainer, pl_module)
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._clear(trainer, pl_module)
-
-    def _clear(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.epoch_first_step = trainer.global_step
-        self.bad_step = torch.full((), -1.0, dtype=torch.float64, device=pl_module.device)  # none yet
-        self.bad_loss = torch.zeros((), dtype=torch.float64, device=pl_module.device)
+        self.bad = torch.full((3,), -1.0, dtype=torch.float64, device=pl_module.device)  # step, batch, loss
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
-        step = trainer.global_step
+        step, batch = trainer.global_step, trainer.fit_loop.epoch_loop.batch_idx
         if self.check_every == 1:  # CPU: read it now, no bookkeeping
             if not torch.isfinite(loss.detach()):
-                self._diverged(trainer, loss.item(), step)
+                self._diverged(trainer, step, batch, loss.item())
             return
-        fresh = ~torch.isfinite(loss.detach()) & (self.bad_step < 0)
-        self.bad_step = torch.where(fresh, float(step), self.bad_step)
-        self.bad_loss = torch.where(fresh, loss.detach().double(), self.bad_loss)
-        if (step - self.epoch_first_step + 1) % self.check_every == 0:
+        fresh = ~torch.isfinite(loss.detach()) & (self.bad[0] < 0)
+        now = torch.stack([torch.tensor(float(step), device=self.bad.device),
+                           torch.tensor(float(batch), device=self.bad.device), loss.detach().double()])
+        self.bad = torch.where(fresh, now, self.bad)
+        if (batch + 1) % self.check_every == 0:
             self._read(trainer)
 
     def _read(self, trainer: pl.Trainer) -> None:
-        if self.bad_step >= 0:
-            self._diverged(trainer, self.bad_loss.item(), int(self.bad_step.item()))
+        step, batch, loss = self.bad.tolist()
+        if step >= 0:
+            self._diverged(trainer, int(step), int(batch), loss)
 
-    def _diverged(self, trainer: pl.Trainer, loss: float, step: int) -> None:
+    def _diverged(self, trainer: pl.Trainer, step: int, batch: int, loss: float) -> None:
         raise DivergenceError(f"training loss became {loss} at step {step} (epoch {trainer.current_epoch}, "
-                              f"batch {step - self.epoch_first_step}); the run stops")
+                              f"batch {batch}); the run stops")
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._read(trainer)  # Lightning validates before the training epoch ends: name that first
@@ -85,10 +79,14 @@ class Throughput(Callback):
 
     def __init__(self):
         self.per_epoch: list[float] = []
+        self.tokens = 0
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.tokens = 0
-        self.start = self.last_batch_end = time.perf_counter()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        if not hasattr(self, "start") or batch_idx == 0:  # an epoch, or a resumed attempt, starts
+            self.start = self.last_batch_end = time.perf_counter()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
@@ -100,6 +98,12 @@ class Throughput(Callback):
         if seconds > 0:
             self.per_epoch.append(self.tokens / seconds)
             pl_module.log("perf/train_tokens_per_sec", self.per_epoch[-1])
+
+    def state_dict(self) -> dict:
+        return {"per_epoch": self.per_epoch, "tokens": self.tokens}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.per_epoch, self.tokens = list(state["per_epoch"]), state["tokens"]
 
 
 class EpochLog(Callback):
@@ -114,6 +118,17 @@ class EpochLog(Callback):
         self.start = time.perf_counter()
         self.lr = trainer.optimizers[0].param_groups[0]["lr"]  # the scheduler steps before epoch end
         pl_module.log("lr", self.lr)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fit_loop.restarted_mid_epoch:  # a resumed epoch does not start again
+            self.start = time.perf_counter()
+            pl_module.log("lr", self.lr)
+
+    def state_dict(self) -> dict:
+        return {"val_ppl": self.val_ppl, "lr": getattr(self, "lr", None)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.val_ppl, self.lr = list(state["val_ppl"]), state["lr"]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         val = pl_module.result("val")

@@ -93,6 +93,15 @@ class LitLanguageModel(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_result("test")
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # A checkpoint taken mid-epoch carries the epoch's training sums and stream state on.
+        checkpoint["train_split"] = {"sums": self.sums.get("train"), "state": self.state.get("train")}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("train_split")
+        if saved is not None and saved["sums"] is not None:
+            self.sums["train"], self.state["train"] = saved["sums"], saved["state"]
+
     def configure_optimizers(self):
         config = self.hparams.config
         return configure_optimizers(self.parameters(), config["optim"], config["schedule"])

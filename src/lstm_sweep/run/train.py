@@ -39,6 +39,13 @@ from lstm_sweep.run.folder import (
     write_json,
 )
 from lstm_sweep.run.module import LitLanguageModel
+from lstm_sweep.run.resume import (
+    RESUME_FILE,
+    AtomicCheckpointIO,
+    ResumeCheckpoint,
+    resume_point,
+    wait_past_event_files,
+)
 from lstm_sweep.run.summary import RunSummary, write_hparams
 
 log = logging.getLogger("lstm_sweep.run.train")
@@ -52,8 +59,9 @@ def _not_an_advert(record: logging.LogRecord) -> bool:
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_an_advert)
 
 
-def train(cfg: DictConfig, run_dir: str | Path) -> dict:
-    """Run one config in `run_dir`; return the final metrics (also written to metrics.json)."""
+def train(cfg: DictConfig, run_dir: str | Path, resume_from: Path | None = None) -> dict:
+    """Run one config in `run_dir` (from the checkpoint `resume_from`, if given); return the
+    final metrics (also written to metrics.json)."""
     run_dir = Path(run_dir)
     refuse_finished(run_dir)
     check_config(cfg)
@@ -74,13 +82,21 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     log.info("model: %s (%s), %d parameters; %d torch threads", cfg.model.cell, cfg.model.impl,
              sum(p.numel() for p in module.parameters()), torch.get_num_threads())
 
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+    checkpoints = run_dir / "checkpoints"
+    resumed_step = None
+    if resume_from is not None:
+        resumed_step = torch.load(resume_from, map_location="cpu", weights_only=True)["global_step"]
+        log.info("resuming from %s (step %d)", resume_from, resumed_step)
+        wait_past_event_files(run_dir)
+    # On resume, TensorBoard drops what the interrupted attempt logged after its checkpoint.
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
+                               **({"purge_step": resumed_step + 1} if resumed_step is not None else {}))
     throughput = Throughput()
     epoch_log = EpochLog(throughput)
-    callbacks = [DivergenceWatch(), throughput, epoch_log]
+    callbacks = [DivergenceWatch(), throughput, epoch_log,
+                 ResumeCheckpoint(checkpoints, t.checkpoint_every_n_steps, t.checkpoint_every_minutes, datamodule)]
     if t.early_stopping_patience is not None:  # stop once val/ppl has not improved for that many epochs
         callbacks.append(EarlyStopping(monitor="val/ppl", mode="min", patience=t.early_stopping_patience))
-    checkpoints = run_dir / "checkpoints"
     best = ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch}", auto_insert_metric_name=False,
                            monitor="val/ppl", mode="min", save_top_k=1)
     # Not save_last=True: Lightning writes that last.ckpt only when it also writes a monitored
@@ -94,7 +110,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=t.progress_bar,
         num_sanity_val_steps=0, logger=logger, callbacks=[*callbacks, best, last], default_root_dir=str(run_dir),
-        enable_model_summary=False)
+        enable_model_summary=False, plugins=[AtomicCheckpointIO()])
 
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -102,7 +118,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         # Lightning's own use of a deprecated torch API; nothing a user can act on.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         tested = best.best_model_path if t.test_checkpoint == "best" else last.best_model_path
         trainer.test(module, datamodule=datamodule, ckpt_path=tested, verbose=False)
     seconds = time.perf_counter() - start
@@ -117,6 +133,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     logger.log_metrics({"perf/wall_time_sec": seconds}, step=trainer.global_step)
     write_hparams(logger, config, metrics)
     write_json(run_dir / "metrics.json", metrics)
+    (checkpoints / RESUME_FILE).unlink(missing_ok=True)  # finished: nothing to resume, space back
     log.info("test/ppl %.3f  test/loss %.6f  (%s)", metrics["test/ppl"], metrics["test/loss"], run_dir)
     return metrics
 
@@ -137,12 +154,20 @@ def torch_threads(configured: int | None) -> int | None:
 
 
 def record_run(cfg: DictConfig, run_dir: Path) -> dict:
-    """train() with its outcome in status.json: running, then finished or failed (with the error)."""
+    """train() with its outcome in status.json: running, then finished or failed (with the error).
+
+    An unfinished run in `run_dir` resumes from its checkpoint (trainer.resume); without one,
+    or with resuming off, its files are moved to attempts/<n>/ and the run starts over.
+    """
     refuse_finished(run_dir)  # before status.json, which belongs to that run
+    check_config(cfg)
+    resume_from = resume_point(run_dir, OmegaConf.to_container(cfg, resolve=True)) if cfg.trainer.resume else None
+    if resume_from is None and run_dir.exists():
+        archive_previous_attempt(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_status(run_dir, "running")
     try:
-        metrics = train(cfg, run_dir)
+        metrics = train(cfg, run_dir, resume_from)
     except BaseException as err:
         set_status(run_dir, "interrupted" if isinstance(err, KeyboardInterrupt) else "failed", err)
         raise
@@ -155,7 +180,6 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
     if is_finished(run_dir):
         log.info("%s already finished: skipped", run_dir.name)
         return json.loads((run_dir / "metrics.json").read_text())
-    archive_previous_attempt(run_dir)
     try:
         return record_run(cfg, run_dir)
     except Exception as err:  # a failed run is recorded; it must not stop the sweep

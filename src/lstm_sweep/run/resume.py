@@ -1,0 +1,141 @@
+"""Resuming a run from its newest checkpoint so that it ends exactly as if never interrupted.
+
+Lightning's checkpoints restore the weights, optimizer, schedulers, loop counters and the
+callbacks' own state; what they lack is added here:
+
+- `ResumeCheckpoint` writes checkpoints/resume.ckpt as every epoch's first batch begins and
+  every `trainer.checkpoint_every_n_steps` steps (or `checkpoint_every_minutes`) after —
+  at a batch's start, when the previous batch has been logged, so no logged point can
+  fall between the checkpoint and the kill. Into every checkpoint it puts the torch,
+  numpy and Python random states, which it restores where an uninterrupted run would
+  have had them, and how many of the epoch's batches already ran, which it tells the
+  DataModule; and it flushes TensorBoard's queue first, so the event file holds
+  everything the checkpoint has seen;
+- `AtomicCheckpointIO` writes every checkpoint beside its target and renames it into place:
+  a kill while saving leaves the previous checkpoint whole;
+- `resume_point` picks the checkpoint and refuses one made with settings that change
+  results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import Callback
+
+from lstm_sweep.errors import ConfigError
+from lstm_sweep.run.summary import flatten
+
+log = logging.getLogger("lstm_sweep.run.train")
+
+RESUME_FILE = "resume.ckpt"
+# Keys that may differ between attempts: where things are, and how a run reports progress.
+NOT_RESULTS = ("data.root", "data.cache_dir", "reference", "trainer.progress_bar", "trainer.resume",
+               "trainer.checkpoint_every_n_steps", "trainer.checkpoint_every_minutes")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+def random_states() -> dict:
+    numpy_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:])}
+
+
+def set_random_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    kind, keys, *rest = states["numpy"]
+    np.random.set_state((kind, keys.numpy(), *rest))
+
+
+class ResumeCheckpoint(Callback):
+    """checkpoints/resume.ckpt at every epoch's first batch and every N steps or M minutes after,
+    with the random states and the epoch's position that Lightning's checkpoints lack."""
+
+    def __init__(self, folder: Path, every_n_steps: int | None, every_minutes: float, datamodule):
+        self.path = folder / RESUME_FILE
+        self.every_n_steps, self.every_seconds = every_n_steps, every_minutes * 60
+        self.datamodule = datamodule
+        self.saving = False             # writing resume.ckpt (not best or last)
+        self.pending_states = None
+        self.saved_at = time.monotonic()
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        start, self.saving = time.monotonic(), True
+        try:
+            trainer.save_checkpoint(self.path, weights_only=False)
+        finally:
+            self.saving = False
+        self.saved_at = time.monotonic()
+        log.info("%s saved at step %d in %.2f s", self.path.name, trainer.global_step, self.saved_at - start)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.pending_states is not None:  # the first batch after resuming
+            set_random_states(self.pending_states)
+            self.pending_states = None
+        due = (trainer.global_step % self.every_n_steps == 0 if self.every_n_steps
+               else time.monotonic() - self.saved_at >= self.every_seconds)
+        if batch_idx == 0 or due:  # an epoch's start, as its first batch begins
+            self._save(trainer)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module, checkpoint: dict) -> None:
+        if trainer.logger is not None:
+            trainer.logger.experiment.flush()  # what the checkpoint has seen is on disk
+        checkpoint["resume"] = {"random": random_states(),
+                                "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.completed}
+        if self.saving:
+            # Lightning adds one to the logging step when it restores, as its own checkpoints are
+            # taken at a batch's end; ours are taken at a batch's start.
+            checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module, checkpoint: dict) -> None:
+        state = checkpoint["resume"]
+        # Lightning makes the train loader's iterator (once or twice) before training goes on,
+        # and each draws a seed: the random states are restored as the first batch starts.
+        self.datamodule.resume_after(state["batches_done"])
+        self.pending_states = state["random"]
+
+
+def wait_past_event_files(run_dir: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with the
+    second the file was made: the resumed attempt's file must not share the interrupted
+    one's second (its process id, next in the name, would then decide the order)."""
+    newest = max((int(p.name.split(".")[3]) for p in run_dir.glob("events.out.tfevents.*")), default=0)
+    while time.time() < newest + 1:
+        time.sleep(0.05)
+
+
+def resume_point(run_dir: Path, config: dict) -> Path | None:
+    """The checkpoint an unfinished run resumes from, or None; refuses one whose settings
+    differ from `config` in a key that changes results."""
+    path = run_dir / "checkpoints" / RESUME_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]["config"]
+    except Exception as err:  # not written by rename: only another program can have damaged it
+        raise ConfigError(f"{path} cannot be read ({type(err).__name__}); set trainer.resume=false "
+                          "to start the run over") from None
+    before, now = flatten(saved), flatten(config)
+    changed = [k for k in sorted(set(before) | set(now))
+               if before.get(k) != now.get(k) and not k.startswith(NOT_RESULTS)]
+    if changed:
+        details = ", ".join(f"{k} ({before.get(k)!r} → {now.get(k)!r})" for k in changed)
+        raise ConfigError(f"{run_dir} holds an unfinished run with other settings: {details}; resume it "
+                          "with the same settings, or start it over with trainer.resume=false")
+    return path

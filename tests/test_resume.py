@@ -1,0 +1,109 @@
+"""A run killed with SIGKILL and resumed ends exactly (==) as the same run never interrupted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import STREAM, TINY, compose_run
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lstm_sweep.errors import ConfigError
+from lstm_sweep.run.train import record_run
+
+TIMINGS = ("wall_time_sec", "perf/train_tokens_per_sec")
+
+# Kills its own process with SIGKILL right after training step `step` (argv: run dir, step,
+# overrides as JSON): a real, abrupt death at a chosen point, with no test hook in the product.
+KILLER = """
+import json, os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from helpers import compose_run
+from lstm_sweep.run.callbacks import Throughput
+from lstm_sweep.run.train import record_run
+
+run_dir, step, overrides = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+original = Throughput.on_train_batch_end
+
+def then_die(self, trainer, pl_module, outputs, batch, batch_idx):
+    original(self, trainer, pl_module, outputs, batch, batch_idx)
+    if trainer.global_step == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Throughput.on_train_batch_end = then_die
+record_run(compose_run(*overrides), run_dir)
+""".format(tests=str(Path(__file__).parent))
+
+
+def run_until_killed(run_dir: Path, step: int, overrides: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(run_dir), str(step), json.dumps(overrides)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-3000:]  # it did die, by SIGKILL
+    assert not (run_dir / "metrics.json").exists()
+
+
+def outcome(run_dir: Path) -> tuple[dict, dict]:
+    """metrics.json without its timings, and every logged scalar as TensorBoard reads it."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+               for tag in events.Tags()["scalars"] if not tag.startswith("perf/")}
+    return {k: v for k, v in metrics.items() if k not in TIMINGS}, scalars
+
+
+CASES = {
+    "window, dropout, Adam, plateau": ["model.cell=two", "model.num_layers=2", "model.dropout=0.3",
+                                       "model.embedding_dropout=0.2", "schedule=plateau"],
+    "window in order, SGD, exponential, early stopping": [
+        "data.shuffle=false", "optim=sgd", "optim.lr=2.0", "schedule=exponential", "schedule.start_epoch=1",
+        "trainer.early_stopping_patience=1"],
+    "stream, dropout, clipping": [*STREAM, "model.dropout=0.25", "trainer.gradient_clip_val=0.5"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["mid-epoch", "epoch start"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_run_killed_and_resumed_equals_the_run_never_interrupted(tmp_path, cache_dir, case, where):
+    overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.max_epochs=3", "trainer.log_every_n_steps=3",
+                 "trainer.checkpoint_every_n_steps=" + ("7" if where == "mid-epoch" else "100000"), *CASES[case]]
+    record_run(compose_run(*overrides), tmp_path / "whole")
+    whole = outcome(tmp_path / "whole")
+    per_epoch = whole[0]["steps"] // whole[0]["epochs"]
+    # mid-epoch: 3 steps after the checkpoint of step 7·k; epoch start: 1 step into epoch 2
+    kill_at = per_epoch + 10 if where == "mid-epoch" else 2 * per_epoch + 1
+    run_until_killed(tmp_path / "resumed", kill_at, overrides)
+    assert (tmp_path / "resumed" / "checkpoints" / "resume.ckpt").is_file()
+    record_run(compose_run(*overrides), tmp_path / "resumed")
+    assert outcome(tmp_path / "resumed") == whole
+    log = (tmp_path / "resumed" / "train.log")
+    assert not log.exists() or "resuming from" in log.read_text()
+
+
+@pytest.mark.slow
+def test_resuming_with_settings_that_change_results_is_refused_and_changes_nothing(tmp_path, cache_dir):
+    overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.checkpoint_every_n_steps=5"]
+    run_until_killed(tmp_path / "run", 12, overrides)
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"other settings: model.hidden_size \(16 → 32\), optim.lr"):
+        record_run(compose_run(*overrides, "model.hidden_size=32", "optim.lr=0.01"), tmp_path / "run")
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+    # Keys that do not change results may differ; the run then resumes and finishes.
+    record_run(compose_run(*overrides, "trainer.progress_bar=true", "trainer.checkpoint_every_n_steps=9"),
+               tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.json").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "resume.ckpt").exists()  # a finished run needs none
+
+
+@pytest.mark.slow
+def test_without_resuming_the_interrupted_attempt_is_kept_aside_and_the_run_starts_over(tmp_path, cache_dir):
+    overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.checkpoint_every_n_steps=5"]
+    run_until_killed(tmp_path / "run", 12, overrides)
+    record_run(compose_run(*overrides, "trainer.resume=false"), tmp_path / "run")
+    old = tmp_path / "run" / "attempts" / "0"
+    assert (old / "checkpoints" / "resume.ckpt").is_file() and list(old.glob("events.out.tfevents.*"))
+    record_run(compose_run(*overrides), tmp_path / "whole")
+    assert outcome(tmp_path / "run") == outcome(tmp_path / "whole")  # one attempt's events, not two
