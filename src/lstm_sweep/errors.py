@@ -15,3 +15,10 @@ class DataError(LstmSweepError, ValueError):
 
 class DivergenceError(LstmSweepError, ArithmeticError):
     """The training loss stopped being finite; the message names the step."""
+
+
+def one_line(err: BaseException) -> str:
+    """A library's exception as one line for a user's error message: its type and the first
+    line of its text (torch's and json's can run to many)."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__

@@ -1,9 +1,14 @@
 """A sweep folder → tidy pandas tables, from what the runs logged and nothing else.
 
-Every run folder (one holding `.hydra/config.yaml`) becomes one row: the sweep's factors
-(the override keys whose values differ between runs, in grid order), its status (and
-error), and its final metrics read from its TensorBoard event files with TensorBoard's own
-reader. A second table holds the per-epoch validation curve of every run.
+Every run folder (one holding any of a run's records) becomes one row: the sweep's
+factors (the override keys whose values differ between runs, in grid order), its status
+(and error), and its final metrics read from its TensorBoard event files with
+TensorBoard's own reader. A second table holds the per-epoch validation curve of every run.
+
+Each run is verified as it is read: a run whose saved config is missing or unreadable,
+whose status.json or metrics.json is not strict JSON, or whose event files do not hold what
+its metrics.json says it finished with (the file cut short, say) is `damaged`, with the
+reasons in its error column, and is kept out of every mean like a failed run.
 """
 
 from __future__ import annotations
@@ -11,15 +16,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lstm_sweep.errors import ConfigError
+from lstm_sweep.errors import ConfigError, one_line
+
+log = logging.getLogger("lstm_sweep.analysis.read")
 
 SWEEP_FILE = "sweep.json"
+DAMAGED = "damaged"
+RECORD_FILES = {"status.json", "metrics.json"}  # with .hydra/ and event files: what makes a run folder
+EVENT_FILE_PREFIX = "events.out.tfevents."
+VERIFIED_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl")  # in metrics.json and the events
+FLOAT32_RTOL = 1e-6  # TensorBoard stores scalars as float32, metrics.json as float64
 FINAL_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl", "data/oracle_ppl",
               "perf/wall_time_sec")
 METRIC_COLUMNS = ["train/loss", "train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl",
@@ -39,10 +52,49 @@ class Sweep:
     def finished(self) -> pd.DataFrame:
         return self.runs[self.runs["status"] == "finished"]
 
+    @property
+    def damaged(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == DAMAGED]
+
 
 def run_folders(sweep_dir: Path) -> list[Path]:
-    return sorted(p.parent.parent for p in sweep_dir.glob("**/.hydra/config.yaml")
-                  if "attempts" not in p.relative_to(sweep_dir).parts)
+    """The folders that hold any of a run's records — .hydra/, status.json, metrics.json or an
+    event file — so that a run missing one of them is still found. attempts/ holds a run's
+    earlier attempts, not runs of their own."""
+    found = []
+    for folder, subfolders, files in os.walk(sweep_dir):
+        if ".hydra" in subfolders or RECORD_FILES & set(files) or any(f.startswith(EVENT_FILE_PREFIX) for f in files):
+            found.append(Path(folder))
+            subfolders.clear()  # a run's subfolders (checkpoints/, .hydra/) are its own
+        else:
+            subfolders[:] = [s for s in subfolders if s != "attempts"]
+    return sorted(found)
+
+
+def read_object(path: Path) -> dict:
+    """A JSON file's object, strictly: the NaN and Infinity that Python writes by default are
+    no JSON, and a file holding them was written wrong."""
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not a JSON value")
+
+    data = json.loads(path.read_text(), parse_constant=refuse)
+    if not isinstance(data, dict):
+        raise ValueError(f"it holds a {type(data).__name__}, not a JSON object")
+    return data
+
+
+def read_info(sweep_dir: Path) -> dict:
+    """sweep.json, how the sweep was started; one that cannot be read is warned about and the
+    report goes on without it."""
+    path = sweep_dir / SWEEP_FILE
+    if not path.exists():
+        return {}
+    try:
+        return read_object(path)
+    except (OSError, ValueError) as err:
+        log.warning("%s cannot be read (%s): the report goes on without the sweep's start record",
+                    path, one_line(err))
+        return {}
 
 
 def read_overrides(run_dir: Path) -> dict[str, object]:
@@ -50,8 +102,10 @@ def read_overrides(run_dir: Path) -> dict[str, object]:
     list or mapping stays the text it was written as, so that it can label and group runs."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    lines = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")) or []
-    parsed = OverridesParser.create().parse_overrides(lines)
+    lines = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+    if not isinstance(lines, ListConfig):  # Hydra writes a list, [] when there are none
+        raise ValueError("it holds no list of overrides")
+    parsed = OverridesParser.create().parse_overrides(OmegaConf.to_container(lines))
     return {o.key_or_group: (o.get_value_element_as_str() if isinstance(o.value(), (list, dict)) else o.value())
             for o in parsed}
 
@@ -60,7 +114,8 @@ def read_scalars(run_dir: Path) -> dict[str, list]:
     """{tag: [ScalarEvent, …]} from the run's event files (TensorBoard's reader, every point)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # it narrates every file it opens
+    # It narrates every file it opens, and warns of the points a resumed run purged (as intended).
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
     return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
@@ -69,22 +124,82 @@ def read_scalars(run_dir: Path) -> dict[str, list]:
 def read_status(run_dir: Path) -> tuple[str, str]:
     path = run_dir / "status.json"
     if path.exists():
-        status = json.loads(path.read_text())
+        status = read_object(path)
         state = status.get("status", "unfinished")
         return ("unfinished" if state == "running" else state), status.get("error", "")
     return ("finished", "") if (run_dir / "metrics.json").exists() else ("unfinished", "")
 
 
-def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
-    """One run's row and its per-epoch rows."""
-    status, error = read_status(run_dir)
-    row = {"run": run_dir.name, "status": status, "error": error, "path": str(run_dir)}
-    row.update({c: math.nan for c in METRIC_COLUMNS})
+def check_config(run_dir: Path) -> None:
+    """Raise unless the run's saved config is a readable mapping of settings."""
+    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    if not isinstance(config, DictConfig) or not config:
+        raise ValueError("it holds no settings")
+
+
+def unreadable(name: str, err: Exception) -> str:
+    """Why the run's file `name` cannot be read, in a few words."""
+    return f"{name} is missing" if isinstance(err, FileNotFoundError) else f"{name} cannot be read: {one_line(err)}"
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metrics_damage(run_dir: Path, scalars: dict[str, list]) -> list[str]:
+    """Why the run's metrics.json, its claim to have finished, is not borne out by the run's
+    event files (nothing: it is). Every epoch's val/ppl and the final scalars must be there."""
+    try:
+        metrics = read_object(run_dir / "metrics.json")
+    except (OSError, ValueError) as err:
+        return [unreadable("metrics.json", err)]
+    reasons = []
+    if not finite(metrics.get("test/ppl")):
+        reasons.append(f"metrics.json's test/ppl is {metrics.get('test/ppl')!r}, not a finite number")
+    points = len(scalars.get("val/ppl", []))
+    if points != metrics.get("epochs"):
+        reasons.append(f"the event files hold {points} val/ppl points, metrics.json {metrics.get('epochs')!r} epochs")
+    for tag in VERIFIED_TAGS:
+        saved = metrics.get(tag)
+        if not scalars.get(tag):
+            if saved is not None:
+                reasons.append(f"the event files hold no {tag}")
+            continue
+        logged = scalars[tag][-1].value
+        if not (finite(saved) and math.isclose(logged, saved, rel_tol=FLOAT32_RTOL)):
+            reasons.append(f"the event files' last {tag} is {logged:.7g}, metrics.json's {saved!r}")
+    return reasons
+
+
+def read_run(run_dir: Path) -> tuple[dict, list[dict], dict | None]:
+    """One run's row, its per-epoch rows and its overrides (None when they cannot be read)."""
+    damage = []
+    # YAML's, Hydra's and TensorBoard's readers raise many kinds of error; any is this run's damage.
+    try:
+        check_config(run_dir)
+    except Exception as err:
+        damage.append(unreadable(".hydra/config.yaml", err))
+    try:
+        overrides = read_overrides(run_dir)
+    except Exception as err:
+        overrides = None
+        damage.append(unreadable(".hydra/overrides.yaml", err))
+    try:
+        status, error = read_status(run_dir)
+    except (OSError, ValueError) as err:
+        status, error = "unfinished", ""
+        damage.append(unreadable("status.json", err))
     try:
         scalars = read_scalars(run_dir)
-    except Exception as err:  # a damaged event file is this run's problem, not the sweep's
-        row.update(status="unreadable", error=f"{run_dir}: event files unreadable: {err}")
-        return row, []
+    except Exception as err:
+        scalars = {}
+        damage.append(f"event files cannot be read: {one_line(err)}")
+    if (run_dir / "metrics.json").exists():
+        damage += metrics_damage(run_dir, scalars)
+    if damage:
+        status, error = DAMAGED, "; ".join(damage + ([error] if error else []))
+    row = {"run": run_dir.name, "status": status, "error": error, "path": str(run_dir)}
+    row.update({c: math.nan for c in METRIC_COLUMNS})
     last = {tag: scalars[tag][-1].value for tag in FINAL_TAGS if scalars.get(tag)}
     val = [e.value for e in scalars.get("val/ppl", [])]
     row.update({k: last[k] for k in ("val/loss", "val/ppl", "test/loss", "test/ppl", "data/oracle_ppl") if k in last})
@@ -105,7 +220,7 @@ def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
             series = scalars.get(tag, [])
             entry[tag] = series[epoch].value if epoch < len(series) else math.nan
         epochs.append(entry)
-    return row, epochs
+    return row, epochs, overrides
 
 
 def read_sweep(sweep_dir: str | Path) -> Sweep:
@@ -114,28 +229,27 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
         raise ConfigError(f"sweep folder {sweep_dir} does not exist")
     folders = run_folders(sweep_dir)
     if not folders:
-        raise ConfigError(f"no runs in {sweep_dir}: no folder there holds a .hydra/config.yaml")
-    info = json.loads((sweep_dir / SWEEP_FILE).read_text()) if (sweep_dir / SWEEP_FILE).exists() else {}
+        raise ConfigError(f"no runs in {sweep_dir}: no folder there holds a run's .hydra/, status.json, "
+                          "metrics.json or event file")
+    info = read_info(sweep_dir)
 
     rows, epochs, overrides = [], [], []
     for folder in folders:
-        row, run_epochs = read_run(folder)
-        try:
-            overrides.append(read_overrides(folder))
-        except Exception as err:
-            overrides.append({})
-            row.update(status="unreadable", error=f"{folder / '.hydra' / 'overrides.yaml'}: {err}")
+        row, run_epochs, run_overrides = read_run(folder)
         rows.append(row)
         epochs.extend(run_epochs)
+        overrides.append(run_overrides)
 
-    # Factors: the override keys whose values differ between runs, in the grid's order.
+    # Factors: the override keys whose values differ between runs, in the grid's order. A run
+    # whose overrides cannot be read has none: it is damaged, and must not make a factor.
+    readable = [o for o in overrides if o is not None]
     order = list(info.get("swept", []))
-    for o in overrides:
+    for o in readable:
         order += [k for k in o if k not in order]
-    keys = [k for k in order if len({repr(o.get(k)) for o in overrides}) > 1 or k in info.get("swept", [])]
+    keys = [k for k in order if len({repr(o.get(k)) for o in readable}) > 1 or k in info.get("swept", [])]
     for row, o in zip(rows, overrides):
         for key in keys:
-            row[key] = o.get(key)
+            row[key] = (o or {}).get(key)
     columns = ["run", *keys, "status", *METRIC_COLUMNS, "error", "path"]
     runs = pd.DataFrame(rows)[columns]
     epoch_table = pd.DataFrame(epochs, columns=["run", "epoch", "val/loss", "val/ppl", "train/ppl"])

@@ -26,7 +26,7 @@ from lstm_sweep.analysis.compare import (
     variation_rows,
 )
 from lstm_sweep.analysis.figures import figures
-from lstm_sweep.analysis.read import Sweep, read_sweep
+from lstm_sweep.analysis.read import DAMAGED, SWEEP_FILE, Sweep, read_sweep
 from lstm_sweep.analysis.stats import ALPHA, format_p, one_factor_comparisons
 from lstm_sweep.analysis.tables import (
     config_label,
@@ -120,7 +120,8 @@ def provenance(sweep: Sweep) -> list[str]:
         lines.append(f"- `{start['command']}` — started {start['date']} on {start['machine']}; "
                      + ", ".join(f"{k} {v}" for k, v in start.get("versions", {}).items()))
     if not lines:
-        lines.append(f"- sweep folder `{sweep.folder}` (not started by lstm-sweep: no {sweep.folder / 'sweep.json'})")
+        lines.append(f"- sweep folder `{sweep.folder}` (no start record: {sweep.folder / SWEEP_FILE} "
+                     "is missing or cannot be read)")
     lines.append(f"- report generated {dt.datetime.now().astimezone().isoformat(timespec='seconds')} on "
                  f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs) with python "
                  f"{platform.python_version()}, torch {torch.__version__}, pytorch_lightning "
@@ -147,6 +148,10 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
     grid run with one thing changed, to compare with."""
     sweep = read_sweep(sweep_dir)
     others = [(label, read_sweep(folder)) for label, folder in variations]
+    for label, other in others:
+        if len(other.damaged):
+            log.warning("--compare %s: %d damaged runs left out: %s", label, len(other.damaged),
+                        ", ".join(other.damaged["run"]))
     out = resolve_out(sweep, Path(out) if out else None)
     out.mkdir(parents=True, exist_ok=True)
     sweep.runs.to_csv(out / "runs.csv", index=False)
@@ -194,8 +199,9 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
     parts += ["## Runs per configuration", ""]
     for label, markdown in per_config:
         parts += [f"### {label}", "", markdown, ""]
-    config_file = Path(sweep.runs.iloc[0]["path"]) / ".hydra" / "config.yaml"
-    if config_file.exists():
+    readable = sweep.runs[sweep.runs["status"] != DAMAGED]  # an undamaged run's config is there and reads
+    if len(readable):
+        config_file = Path(readable.iloc[0]["path"]) / ".hydra" / "config.yaml"
         parts += ["## Configuration (first run)", "", "```yaml", config_file.read_text().rstrip(), "```", ""]
     (out / "REPORT.md").write_text("\n".join(parts))
     (out / REPORT_FILE).write_text(json.dumps({"sweep": str(sweep.folder.resolve())}, indent=2) + "\n")
@@ -221,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         sweep, out = write_report(args.sweep_dir, args.out, variations)
     except ConfigError as err:
         log.error("%s", err)
-        return 2
+        return 1
     log.info("%d runs (%d finished) -> %s", len(sweep.runs), len(sweep.finished), out / "REPORT.md")
-    return 0
+    for _, run in sweep.damaged.iterrows():
+        log.error("damaged run %s, kept out of every mean: %s", run["path"], run["error"])
+    return 1 if len(sweep.damaged) else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from lstm_sweep.analysis.compare import ReferenceRow, VariationRow, configurations
-from lstm_sweep.analysis.read import Sweep
+from lstm_sweep.analysis.read import DAMAGED, Sweep
 from lstm_sweep.analysis.stats import Comparison, Description, describe
 from lstm_sweep.naming import level_label, short_key
 
@@ -55,13 +55,13 @@ def welch_cells(c: Comparison) -> dict:
 
 
 def run_counts(sweep: Sweep) -> str:
-    """Finished, failed and unfinished runs per configuration (Markdown only)."""
+    """Finished, failed, unfinished and damaged runs per configuration (Markdown only)."""
     rows = []
     for values, group in configurations(sweep, sweep.runs):
-        counts = group["status"].value_counts()
-        rows.append({"configuration": config_label(sweep.factors, values), "finished": int(counts.get("finished", 0)),
-                     "failed": int(counts.get("failed", 0)),
-                     "unfinished": int(len(group) - counts.get("finished", 0) - counts.get("failed", 0))})
+        counts = {status: int((group["status"] == status).sum()) for status in ("finished", "failed", DAMAGED)}
+        rows.append({"configuration": config_label(sweep.factors, values), "finished": counts["finished"],
+                     "failed": counts["failed"], "unfinished": len(group) - sum(counts.values()),
+                     "damaged": counts[DAMAGED]})
     return pd.DataFrame(rows).to_markdown(index=False)
 
 

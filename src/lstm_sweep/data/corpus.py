@@ -26,12 +26,15 @@ def split_path(root: Path, split: str) -> Path:
 
 
 def read_text(path: Path) -> str:
+    """A UTF-8 file's text, without the byte-order mark some editors put first (it is no
+    part of the first word)."""
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")  # not "utf-8-sig": an error's byte offset stays the file's
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8: byte offset {err.start} "
                         f"(0x{raw[err.start]:02x}) cannot be decoded") from None
+    return text.removeprefix("\ufeff")
 
 
 def tokenize_lines(text: str, tokenize: str = "word") -> list[list[str]]:

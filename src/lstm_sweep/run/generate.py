@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -22,34 +23,68 @@ import torch
 
 from lstm_sweep.data.protocols import protocol_for
 from lstm_sweep.data.vocab import EOS, PAD, SOS, Vocab
-from lstm_sweep.errors import ConfigError, DataError, LstmSweepError
+from lstm_sweep.errors import ConfigError, DataError, LstmSweepError, one_line
 from lstm_sweep.model.lm import LanguageModel
 
 log = logging.getLogger("lstm_sweep.run.generate")
+
+
+def checkpoint_file(run_dir: Path, checkpoint: str) -> Path:
+    """The file `--checkpoint` names: the run's last.ckpt, its one best-*.ckpt, or a path."""
+    folder = run_dir / "checkpoints"
+    if checkpoint == "last":
+        path = folder / "last.ckpt"
+    elif checkpoint == "best":
+        best = sorted(folder.glob("best-*.ckpt"))
+        if len(best) > 1:  # one is stale, from an earlier attempt, and nothing says which
+            raise DataError(f"--checkpoint best: {folder} holds {len(best)} best checkpoints "
+                            f"({', '.join(p.name for p in best)}); name one as --checkpoint FILE")
+        path = best[0] if best else folder / "best-*.ckpt"
+    else:
+        path = Path(checkpoint)
+    if path.is_dir():
+        raise DataError(f"checkpoint {path} is a folder, not a checkpoint file")
+    if not path.is_file():
+        raise DataError(f"no checkpoint at {path}")
+    return path
 
 
 def load_run(run_dir: Path, checkpoint: str = "last") -> tuple[LanguageModel, Vocab, dict]:
     """The trained model (eval mode), its vocabulary and the run's config."""
     if not run_dir.is_dir():
         raise DataError(f"run folder {run_dir} does not exist")
-    folder = run_dir / "checkpoints"
-    if checkpoint == "last":
-        path = folder / "last.ckpt"
-    elif checkpoint == "best":
-        path = next(iter(sorted(folder.glob("best-*.ckpt"))), folder / "best-*.ckpt")
-    else:
-        path = Path(checkpoint)
-    if not path.is_file():
-        raise DataError(f"no checkpoint at {path}")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    hparams = saved["hyper_parameters"]
-    config = dict(hparams["config"])
-    model = LanguageModel.from_config(config["model"], hparams["vocab_size"])
-    model.load_state_dict({k[len("model."):]: v for k, v in saved["state_dict"].items() if k.startswith("model.")})
-    vocab = Vocab.load(run_dir / "vocab.json")
+    path = checkpoint_file(run_dir, checkpoint)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds, and its text can mislead (it suggests weights_only=False)
+        raise DataError(f"checkpoint {path} cannot be read: cut short, or not a checkpoint "
+                        f"({type(err).__name__} in torch.load)") from None
+    try:
+        hparams = saved["hyper_parameters"]
+        config = dict(hparams["config"])
+        model = LanguageModel.from_config(config["model"], hparams["vocab_size"])
+        model.load_state_dict({k[len("model."):]: v for k, v in saved["state_dict"].items()
+                               if k.startswith("model.")})
+    except Exception as err:  # another program's checkpoint: any key or shape may be missing
+        raise DataError(f"checkpoint {path} is not an lstm-sweep run's: {one_line(err)}") from None
+    vocab_file = run_dir / "vocab.json"
+    if not vocab_file.is_file():
+        raise DataError(f"no vocabulary at {vocab_file}")
+    try:
+        vocab = Vocab.load(vocab_file)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"vocabulary {vocab_file} cannot be read: {one_line(err)}") from None
     if len(vocab) != hparams["vocab_size"]:
-        raise DataError(f"{run_dir / 'vocab.json'} has {len(vocab)} tokens, the checkpoint {hparams['vocab_size']}")
+        raise DataError(f"{vocab_file} has {len(vocab)} tokens, the checkpoint {hparams['vocab_size']}")
     return model.eval(), vocab, config
+
+
+def check_sampling(tokens: int, temperature: float) -> None:
+    """Refuse a sample length or temperature that cannot give text."""
+    if tokens < 0:
+        raise ConfigError(f"--tokens={tokens} must be >= 0")
+    if not (math.isfinite(temperature) and temperature > 0):  # inf samples uniformly; nan breaks sampling
+        raise ConfigError(f"--temperature={temperature} must be a finite number > 0")
 
 
 def tokenize_prefix(prefix: str, vocab: Vocab, tokenize: str) -> list[int]:
@@ -64,8 +99,7 @@ def tokenize_prefix(prefix: str, vocab: Vocab, tokenize: str) -> list[int]:
 def generate(model: LanguageModel, vocab: Vocab, data_config: dict, prefix_ids: list[int], tokens: int,
              temperature: float = 1.0, seed: int | None = None) -> list[int]:
     """`tokens` sampled token ids following `prefix_ids`, the way the run's protocol reads text."""
-    if temperature <= 0:
-        raise ConfigError(f"--temperature={temperature} must be > 0")
+    check_sampling(tokens, temperature)
     generator = torch.Generator()
     if seed is not None:
         generator.manual_seed(seed)
@@ -101,16 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="last", help="last, best, or a checkpoint file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="lstm-generate: %(levelname)s: %(message)s")
-    if args.tokens < 0:
-        parser.error("--tokens must be >= 0")
     try:
+        check_sampling(args.tokens, args.temperature)  # before the checkpoint is loaded
         model, vocab, config = load_run(args.run_dir, args.checkpoint)
         tokenize = config["data"].get("tokenize", "word")
         prefix_ids = tokenize_prefix(args.prefix, vocab, tokenize)
         ids = generate(model, vocab, config["data"], prefix_ids, args.tokens, args.temperature, args.seed)
     except LstmSweepError as err:
         log.error("%s", err)
-        return 2
+        return 1
     joiner = "" if tokenize == "char" or not args.prefix else " "
     print(args.prefix + joiner + detokenize(ids, vocab, tokenize))
     return 0
