@@ -107,3 +107,27 @@ def test_without_resuming_the_interrupted_attempt_is_kept_aside_and_the_run_star
     assert (old / "checkpoints" / "resume.ckpt").is_file() and list(old.glob("events.out.tfevents.*"))
     record_run(compose_run(*overrides), tmp_path / "whole")
     assert outcome(tmp_path / "run") == outcome(tmp_path / "whole")  # one attempt's events, not two
+
+
+@pytest.mark.slow
+def test_lstm_train_on_a_finished_folder_refuses_and_rewrites_nothing(tmp_path, cache_dir):
+    cli = [str(Path(sys.executable).parent / "lstm-train"), *TINY, f"data.cache_dir={cache_dir}",
+           "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert subprocess.run(cli, capture_output=True, text=True).returncode == 0
+    record = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != "train.log"}
+    assert (tmp_path / "run" / ".hydra" / "config.yaml") in record
+    proc = subprocess.run([*cli, "model.hidden_size=32"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "already holds a finished run" in proc.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*")
+            if p.is_file() and p.name != "train.log"} == record
+
+
+@pytest.mark.slow
+def test_a_damaged_resume_checkpoint_is_named_and_nothing_is_lost(tmp_path, cache_dir):
+    overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.checkpoint_every_n_steps=5"]
+    run_until_killed(tmp_path / "run", 12, overrides)
+    checkpoint = tmp_path / "run" / "checkpoints" / "resume.ckpt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # as another program might leave it
+    with pytest.raises(ConfigError, match=f"{checkpoint} cannot be read .*trainer.resume=false"):
+        record_run(compose_run(*overrides), tmp_path / "run")
+    assert checkpoint.stat().st_size == 1000 and not (tmp_path / "run" / "attempts").exists()

@@ -114,6 +114,19 @@ def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cach
 
 
 @pytest.mark.slow
+def test_completing_a_sweep_with_other_fixed_settings_is_refused_and_rewrites_nothing(sweep, cache_dir):
+    cwd, _ = sweep
+    folder = cwd / "multirun" / "small"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "train.log"}
+    proc = lstm_sweep(cwd, cache_dir, "--dir", "multirun/small", *SMALL_GRID, "model.cell=one,two,three",
+                      "trainer.max_epochs=3", "model.hidden_size=32")
+    assert proc.returncode == 1
+    assert "was swept with other fixed settings: model.hidden_size (16 → 32), trainer.max_epochs (2 → 3)" in proc.stderr
+    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "train.log"}
+    assert after == before  # no run started, no .hydra/ rewritten, no start recorded
+
+
+@pytest.mark.slow
 def test_two_sweeps_started_together_get_their_own_folders(tmp_path, cache_dir):
     args = [*TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.cell=one",
             "model.num_layers=1", "seed=0", "--no-report"]
@@ -156,6 +169,22 @@ def test_run_names():
     assert (run_name("data.split_fractions=[0.8,0.1,0.1],model.cell=one")
             == "split_fractions=[0.8,0.1,0.1],cell=one")
     assert run_name("data.unk_token='a,b',seed=1") == "unk_token='a,b',seed=1"
+
+
+def test_a_sweep_records_its_fixed_settings_and_refuses_others(tmp_path):
+    from lstm_sweep.errors import ConfigError
+    from lstm_sweep.sweep.grid import plan_grid, previous_starts, refuse_other_settings
+
+    first = plan_grid({"seed": "range(2)"}, ["model.hidden_size=64", "data.root=/a", "trainer.progress_bar=false"])
+    assert first.fixed == {"model.hidden_size": "64", "data.root": "/a", "trainer.progress_bar": "False"}
+    starts = [{"fixed": first.fixed}]
+    # Where the data is and how progress shows may change; what changes results may not.
+    refuse_other_settings(tmp_path, plan_grid({"seed": "range(3)"}, ["model.hidden_size=64", "data.root=/b"]), starts)
+    with pytest.raises(ConfigError, match=r"other fixed settings: model.hidden_size \(64 → 128\), "
+                                          r"optim.lr \(not set → 0.1\); complete it with the same ones"):
+        refuse_other_settings(tmp_path, plan_grid(None, ["model.hidden_size=128", "optim.lr=0.1"]), starts)
+    (tmp_path / "sweep.json").write_text('{"name": "x", "starts": [{"comm')  # cut short
+    assert previous_starts(tmp_path) == [] and (tmp_path / "sweep.json.damaged").exists()
 
 
 def test_an_experiment_brings_its_own_grid():

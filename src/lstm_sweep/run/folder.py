@@ -8,6 +8,9 @@ import json
 import logging
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
 from lstm_sweep.errors import ConfigError
 
 log = logging.getLogger("lstm_sweep.run.train")
@@ -37,9 +40,23 @@ def set_status(run_dir: Path, status: str, error: BaseException | None = None) -
     write_json(run_dir / "status.json", record)
 
 
+def save_hydra_record(run_dir: Path, cfg: DictConfig) -> None:
+    """.hydra/ as Hydra writes it (the composed config, Hydra's own, the overrides), but only
+    for a run that really starts — config.yaml turns Hydra's own writing off — so a finished
+    run's record, or that of a run whose resume was refused, is never written over."""
+    if not HydraConfig.initialized():  # train() called from Python: no Hydra, no record
+        return
+    hydra_cfg = HydraConfig.get()
+    folder = run_dir / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})),
+                       ("overrides.yaml", hydra_cfg.overrides.task)):
+        (folder / name).write_text(OmegaConf.to_yaml(node))
+
+
 def archive_previous_attempt(run_dir: Path) -> None:
     """Move an unfinished attempt's files into attempts/<n>/, so the new one starts clean."""
-    leftovers = [p for p in run_dir.iterdir() if p.name not in (".hydra", "train.log", "attempts")]
+    leftovers = [p for p in run_dir.iterdir() if p.name not in ("train.log", "attempts")]
     if not leftovers:
         return
     attempts = run_dir / "attempts"

@@ -35,6 +35,7 @@ from lstm_sweep.run.folder import (
     archive_previous_attempt,
     is_finished,
     refuse_finished,
+    save_hydra_record,
     set_status,
     write_json,
 )
@@ -118,6 +119,10 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: Path | None = None)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         # Lightning's own use of a deprecated torch API; nothing a user can act on.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        # A resumed run's samplers skip the batches already run (run/resume.py), and its
+        # checkpoint folder holds the interrupted attempt's checkpoints by design.
+        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         tested = best.best_model_path if t.test_checkpoint == "best" else last.best_model_path
         trainer.test(module, datamodule=datamodule, ckpt_path=tested, verbose=False)
@@ -160,11 +165,11 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
     or with resuming off, its files are moved to attempts/<n>/ and the run starts over.
     """
     refuse_finished(run_dir)  # before status.json, which belongs to that run
-    check_config(cfg)
     resume_from = resume_point(run_dir, OmegaConf.to_container(cfg, resolve=True)) if cfg.trainer.resume else None
     if resume_from is None and run_dir.exists():
         archive_previous_attempt(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    save_hydra_record(run_dir, cfg)
     set_status(run_dir, "running")
     try:
         metrics = train(cfg, run_dir, resume_from)
@@ -179,7 +184,11 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
     """One job of a multirun: skip it if finished; record, never raise, a failure."""
     if is_finished(run_dir):
         log.info("%s already finished: skipped", run_dir.name)
-        return json.loads((run_dir / "metrics.json").read_text())
+        try:
+            return json.loads((run_dir / "metrics.json").read_text())
+        except ValueError:  # damaged: never rewritten; lstm-aggregate lists it as such
+            log.warning("%s cannot be read", run_dir / "metrics.json")
+            return None
     try:
         return record_run(cfg, run_dir)
     except Exception as err:  # a failed run is recorded; it must not stop the sweep

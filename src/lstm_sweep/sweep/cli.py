@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("the sweep was stopped (signal %d); `lstm-sweep --dir %s` with the same overrides "
                   "completes it", -child.returncode, sweep_dir)
         return 128 - child.returncode
+    if child.returncode:  # the sweep itself was refused (its error is above); a failed run is not that
+        return child.returncode
     try:
         if args.no_report:
             runs = read_sweep(sweep_dir).runs
@@ -95,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             sweep, out = write_report(sweep_dir, args.out)
             runs = sweep.runs
             log.info("report: %s", out / "REPORT.md")
-    except LstmSweepError as err:  # no runs at all: the sweep's own error is above
+    except LstmSweepError as err:
         log.error("%s", err)
-        return child.returncode or 1
+        return 1
     failed = runs[runs["status"] != "finished"]
     for _, run in failed.iterrows():
         log.error("run %s %s: %s", run["run"], run["status"], run["error"])
     log.info("%d runs finished, %d did not (%s)", len(runs) - len(failed), len(failed), sweep_dir)
-    return 1 if len(failed) or child.returncode else 0
+    return 1 if len(failed) else 0
 
 
 if __name__ == "__main__":

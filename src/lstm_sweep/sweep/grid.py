@@ -24,7 +24,9 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from lstm_sweep.errors import ConfigError
 from lstm_sweep.run.folder import write_json
+from lstm_sweep.run.resume import NOT_RESULTS
 
 log = logging.getLogger("lstm_sweep.sweep")
 
@@ -35,17 +37,47 @@ COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to rec
 
 @dataclass(frozen=True)
 class GridPlan:
-    swept: list[str]   # keys given several values, in grid order
-    fixed: list[str]   # keys given one value
+    swept: list[str]          # keys given several values, in grid order
+    fixed: dict[str, str]     # keys given one value, and that value
 
 
 def plan_grid(params: dict | None, arguments: list[str]) -> GridPlan:
     """Which keys `hydra.sweeper.params` and the command line's overrides sweep, and which they fix."""
     parser = OverridesParser.create()
-    sweeps = {str(k): parser.parse_override(f"{k}={v}").is_sweep_override() for k, v in (params or {}).items()}
+    overrides = {str(k): parser.parse_override(f"{k}={v}") for k, v in (params or {}).items()}
     for override in parser.parse_overrides(arguments):  # the command line wins, and adds keys
-        sweeps[override.key_or_group] = override.is_sweep_override()
-    return GridPlan([k for k, s in sweeps.items() if s], [k for k, s in sweeps.items() if not s])
+        overrides[override.key_or_group] = override
+    return GridPlan([k for k, o in overrides.items() if o.is_sweep_override()],
+                    {k: o.get_value_element_as_str() for k, o in overrides.items() if not o.is_sweep_override()})
+
+
+def previous_starts(sweep_dir: Path) -> list[dict]:
+    """The starts sweep.json records; a damaged record is kept aside as sweep.json.damaged
+    and the sweep goes on without it."""
+    record = sweep_dir / SWEEP_FILE
+    if not record.exists():
+        return []
+    try:
+        return list(json.loads(record.read_text())["starts"])
+    except (ValueError, KeyError, TypeError) as err:
+        record.replace(record.with_name(SWEEP_FILE + ".damaged"))
+        log.warning("%s cannot be read (%s): kept as %s.damaged; its starts are not compared",
+                    record, type(err).__name__, SWEEP_FILE)
+        return []
+
+
+def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -> None:
+    """A sweep's runs share its fixed settings: completing a sweep folder with others would
+    skip its finished runs and report their numbers under settings they never had."""
+    first = starts[0].get("fixed") if starts else None
+    if first is None:  # a new sweep, or one recorded before fixed settings were
+        return
+    keys = sorted(set(first) | set(plan.fixed))
+    changed = [k for k in keys if first.get(k) != plan.fixed.get(k) and not k.startswith(NOT_RESULTS)]
+    if changed:
+        details = ", ".join(f"{k} ({first.get(k, 'not set')} → {plan.fixed.get(k, 'not set')})" for k in changed)
+        raise ConfigError(f"{sweep_dir} was swept with other fixed settings: {details}; complete it with "
+                          "the same ones, or sweep into another folder")
 
 
 def prepare_sweep(config, params: dict | None, arguments: list[str]) -> list[str]:
@@ -53,26 +85,27 @@ def prepare_sweep(config, params: dict | None, arguments: list[str]) -> list[str
     the swept keys alone."""
     plan = plan_grid(params, arguments)
     sweep_dir = Path(config.hydra.sweep.dir)
+    starts = previous_starts(sweep_dir)
+    refuse_other_settings(sweep_dir, plan, starts)
     name = config.hydra.runtime.choices.get("experiment") or "default"
-    record_start(sweep_dir, name, plan.swept)
+    record_start(sweep_dir, name, plan, starts)
     log.info("sweep %s over %s -> %s", name, ", ".join(plan.swept) or "one run", sweep_dir)
     exclude = sorted({*plan.fixed, *NEVER_IN_NAMES})
     return [*arguments, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
 
 
-def record_start(sweep_dir: Path, name: str, swept: list[str]) -> None:
-    """Add this start to sweep.json (a sweep completed later has several)."""
+def record_start(sweep_dir: Path, name: str, plan: GridPlan, starts: list[dict]) -> None:
+    """Add this start to sweep.json's earlier `starts` (a sweep completed later has several)."""
     import pytorch_lightning
     import torch
 
-    previous = sweep_dir / SWEEP_FILE
-    starts = json.loads(previous.read_text()).get("starts", []) if previous.exists() else []
-    starts.append({
+    starts = [*starts, {
         "command": os.environ.get(COMMAND_VARIABLE) or shlex.join(["lstm-train", *sys.argv[1:]]),
+        "fixed": plan.fixed,
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()})",
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "pytorch_lightning": pytorch_lightning.__version__},
-    })
+    }]
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    write_json(sweep_dir / SWEEP_FILE, {"name": name, "swept": swept, "starts": starts})
+    write_json(sweep_dir / SWEEP_FILE, {"name": name, "swept": plan.swept, "starts": starts})
