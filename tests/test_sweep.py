@@ -138,6 +138,23 @@ def test_two_sweeps_started_together_get_their_own_folders(tmp_path, cache_dir):
 
 
 @pytest.mark.slow
+def test_two_sweeps_on_one_folder_train_each_run_exactly_once(tmp_path, cache_dir):
+    args = ["--dir", "shared", "--no-report", *SMALL_GRID, "model.num_layers=1", "model.cell=one,two",
+            "trainer.threads=1", f"data.cache_dir={cache_dir}"]
+    procs = [subprocess.Popen([str(BIN / "lstm-sweep"), *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    runs = sorted(p for p in (tmp_path / "shared").iterdir() if p.is_dir())
+    assert [r.name for r in runs] == [f"cell={c},seed={s}" for c in ("one", "two") for s in (0, 1)]
+    for run in runs:
+        assert json.loads((run / "status.json").read_text())["status"] == "finished"
+        assert (run / "train.log").read_text().count("test/ppl ") == 1, run.name  # trained once
+        assert not (run / "attempts").exists()  # nothing moved under a live run
+    assert "being trained by another process: skipped" in errors[0] + errors[1]
+    assert "Traceback" not in errors[0] + errors[1]
+
+
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_with_one_thread_each(tmp_path, cache_dir):
     proc = lstm_sweep(tmp_path, cache_dir, "--dir", "sw", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                       *TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.num_layers=1",

@@ -16,7 +16,7 @@ from lstm_sweep.data.datamodule import LMDataModule
 from lstm_sweep.errors import ConfigError, DataError, DivergenceError
 from lstm_sweep.run.callbacks import DivergenceWatch
 from lstm_sweep.run.module import LitLanguageModel, SplitResult
-from lstm_sweep.run.train import train
+from lstm_sweep.run.train import record_run, train
 
 LSTM_TRAIN = str(Path(sys.executable).parent / "lstm-train")
 
@@ -193,6 +193,14 @@ def test_validation_loss_turning_nan_names_the_epoch(make_cfg, tmp_path, monkeyp
     poison_weights_after(monkeypatch, batch=3)
     with pytest.raises(DivergenceError, match=r"validation loss became nan after epoch 0 \(step 4\)"):
         train(make_cfg("trainer.limit_train_batches=4"), tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_huge_but_finite_loss_fails_the_run_as_diverged_never_finished(make_cfg, tmp_path):
+    with pytest.raises(DivergenceError, match=r"(loss became|perplexity overflows).* the run stops"):
+        record_run(make_cfg("optim=sgd", "optim.lr=1e6", "trainer.max_epochs=1"), tmp_path)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["status"] == "failed" and "DivergenceError" in status["error"]
     assert not (tmp_path / "metrics.json").exists()
 
 

@@ -13,6 +13,14 @@ class DataError(LstmSweepError, ValueError):
     """A corpus is missing or malformed; the message names the file (and line or byte)."""
 
 
+class RunFinished(ConfigError):
+    """The run folder already holds a finished run, which is never written over."""
+
+
+class RunBusy(LstmSweepError):
+    """Another process is training this run (it holds the run folder's lock)."""
+
+
 class DivergenceError(LstmSweepError, ArithmeticError):
     """The training loss stopped being finite; the message names the step."""
 

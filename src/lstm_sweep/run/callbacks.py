@@ -25,8 +25,8 @@ log = logging.getLogger("lstm_sweep.run.train")
 
 
 class DivergenceWatch(Callback):
-    """Stop the run at the first NaN/inf training loss, naming its step, or at a NaN/inf
-    validation loss, naming the epoch.
+    """Stop the run at the first NaN/inf training loss, naming its step, or at a split whose
+    mean loss is not finite or whose perplexity overflows, naming the epoch.
 
     On CPU, testing the loss every step costs nothing. On an accelerator an `if` on a device
     tensor waits for the step to finish, so the first non-finite loss (and its step and
@@ -65,12 +65,27 @@ class DivergenceWatch(Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._read(trainer)
+        self._check(trainer, pl_module, "train", "training")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        val = pl_module.result("val")
-        if val is not None and not math.isfinite(val.loss):
-            raise DivergenceError(f"validation loss became {val.loss} after epoch {trainer.current_epoch} "
+        self._check(trainer, pl_module, "val", "validation")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check(trainer, pl_module, "test", "test")
+
+    @staticmethod
+    def _check(trainer: pl.Trainer, pl_module: pl.LightningModule, split: str, name: str) -> None:
+        """A split's mean loss must be finite and its perplexity representable (a huge but
+        finite loss overflows exp)."""
+        result = pl_module.result(split)
+        if result is None:
+            return
+        if not math.isfinite(result.loss):
+            raise DivergenceError(f"{name} loss became {result.loss} after epoch {trainer.current_epoch} "
                                   f"(step {trainer.global_step}); the run stops")
+        if not math.isfinite(result.ppl):
+            raise DivergenceError(f"{name} perplexity overflows: mean loss {result.loss:.4g} after epoch "
+                                  f"{trainer.current_epoch} (step {trainer.global_step}); the run stops")
 
 
 class Throughput(Callback):

@@ -1,25 +1,45 @@
 """A run's folder as a record of its outcome: status.json (running, then finished, failed
 or interrupted, with the error), metrics.json once finished, and attempts/<n>/ for the
-files of an interrupted attempt. A folder that holds a finished run is never written over."""
+files of an interrupted attempt. A folder that holds a finished run is never written over,
+and only the process that holds its lock (`.lock`) writes in it."""
 
 from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_sweep.errors import ConfigError
+from lstm_sweep.errors import RunBusy, RunFinished
 
 log = logging.getLogger("lstm_sweep.run.train")
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold the run folder's lock, or raise RunBusy: several processes — sweeps on one folder,
+    on one machine or several sharing a filesystem — each train a run only while they hold it.
+    The operating system releases a dead process's lock, so a killed run's is taken over."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunBusy(f"{run_dir} is being trained by another process") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def write_json(path: Path, data: dict) -> None:
     """Written beside and renamed into place: a reader never sees half a file."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")  # strict JSON: no NaN, Infinity
     tmp.replace(path)
 
 
@@ -29,7 +49,7 @@ def is_finished(run_dir: Path) -> bool:
 
 def refuse_finished(run_dir: Path) -> None:
     if is_finished(run_dir):
-        raise ConfigError(f"{run_dir} already holds a finished run (metrics.json); "
+        raise RunFinished(f"{run_dir} already holds a finished run (metrics.json); "
                           "choose another hydra.run.dir")
 
 
@@ -56,7 +76,7 @@ def save_hydra_record(run_dir: Path, cfg: DictConfig) -> None:
 
 def archive_previous_attempt(run_dir: Path) -> None:
     """Move an unfinished attempt's files into attempts/<n>/, so the new one starts clean."""
-    leftovers = [p for p in run_dir.iterdir() if p.name not in ("train.log", "attempts")]
+    leftovers = [p for p in run_dir.iterdir() if p.name not in ("train.log", "attempts", ".lock")]
     if not leftovers:
         return
     attempts = run_dir / "attempts"

@@ -29,12 +29,12 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from lstm_sweep.conf.schema import check_config
 from lstm_sweep.data.datamodule import LMDataModule
-from lstm_sweep.errors import LstmSweepError
+from lstm_sweep.errors import LstmSweepError, RunBusy, RunFinished
 from lstm_sweep.run.callbacks import DivergenceWatch, EpochLog, Throughput
 from lstm_sweep.run.folder import (
     archive_previous_attempt,
-    is_finished,
     refuse_finished,
+    run_lock,
     save_hydra_record,
     set_status,
     write_json,
@@ -159,38 +159,43 @@ def torch_threads(configured: int | None) -> int | None:
 
 
 def record_run(cfg: DictConfig, run_dir: Path) -> dict:
-    """train() with its outcome in status.json: running, then finished or failed (with the error).
+    """train() with its outcome in status.json: running, then finished or failed (with the error),
+    while holding the run folder's lock (RunBusy if another process holds it).
 
     An unfinished run in `run_dir` resumes from its checkpoint (trainer.resume); without one,
     or with resuming off, its files are moved to attempts/<n>/ and the run starts over.
     """
-    refuse_finished(run_dir)  # before status.json, which belongs to that run
-    resume_from = resume_point(run_dir, OmegaConf.to_container(cfg, resolve=True)) if cfg.trainer.resume else None
-    if resume_from is None and run_dir.exists():
-        archive_previous_attempt(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_hydra_record(run_dir, cfg)
-    set_status(run_dir, "running")
-    try:
-        metrics = train(cfg, run_dir, resume_from)
-    except BaseException as err:
-        set_status(run_dir, "interrupted" if isinstance(err, KeyboardInterrupt) else "failed", err)
-        raise
-    set_status(run_dir, "finished")
-    return metrics
+    with run_lock(run_dir):
+        refuse_finished(run_dir)  # before status.json, which belongs to that run
+        resume_from = (resume_point(run_dir, OmegaConf.to_container(cfg, resolve=True))
+                       if cfg.trainer.resume else None)
+        if resume_from is None:
+            archive_previous_attempt(run_dir)
+        save_hydra_record(run_dir, cfg)
+        set_status(run_dir, "running")
+        try:
+            metrics = train(cfg, run_dir, resume_from)
+        except BaseException as err:
+            set_status(run_dir, "interrupted" if isinstance(err, KeyboardInterrupt) else "failed", err)
+            raise
+        set_status(run_dir, "finished")
+        return metrics
 
 
 def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
     """One job of a multirun: skip it if finished; record, never raise, a failure."""
-    if is_finished(run_dir):
+    try:
+        return record_run(cfg, run_dir)
+    except RunFinished:
         log.info("%s already finished: skipped", run_dir.name)
         try:
             return json.loads((run_dir / "metrics.json").read_text())
         except ValueError:  # damaged: never rewritten; lstm-aggregate lists it as such
             log.warning("%s cannot be read", run_dir / "metrics.json")
             return None
-    try:
-        return record_run(cfg, run_dir)
+    except RunBusy as err:  # another sweep process on this folder trains it
+        log.info("%s: skipped", err)
+        return None
     except Exception as err:  # a failed run is recorded; it must not stop the sweep
         log.error("run %s failed: %s: %s", run_dir.name, type(err).__name__, err,
                   exc_info=not isinstance(err, LstmSweepError))
