@@ -166,20 +166,20 @@ SCHEDULES = ("none", "plateau", "exponential")
 
 @dataclass
 class NoSchedule:
-    name: str = one_of(*SCHEDULES, default="none")      # a constant learning rate
+    name: str = one_of("none", default="none")      # a constant learning rate
 
 
 @dataclass
 class PlateauSchedule:
     """lr × factor after every epoch whose val/ppl does not beat the best so far."""
-    name: str = one_of(*SCHEDULES, default="plateau")
+    name: str = one_of("plateau", default="plateau")
     factor: float = within(0, 1, 0.25, low_open=True)   # ÷ 4: PyTorch's word_language_model
 
 
 @dataclass
 class ExponentialSchedule:
     """Epochs 1 … start_epoch at optim.lr, then lr × factor every epoch (Zaremba et al.)."""
-    name: str = one_of(*SCHEDULES, default="exponential")
+    name: str = one_of("exponential", default="exponential")
     factor: float = within(0, 1, 0.5, low_open=True)
     start_epoch: int = at_least(0, 4)
 

@@ -84,6 +84,11 @@ def records(path: Path) -> list[bytes]:
     return found
 
 
+def holds_scalar(record: bytes, tag: str) -> bool:
+    """Whether an event record is a point of scalar `tag` (the HPARAMS records name it too)."""
+    return tag.encode() in record and b"_hparams_" not in record
+
+
 def scalars_file(run: Path) -> Path:
     """The event file that holds every epoch's val/ppl."""
     return max(run.glob("events.out.tfevents.*"), key=lambda p: sum(b"val/ppl" in r for r in records(p)))
@@ -92,7 +97,7 @@ def scalars_file(run: Path) -> Path:
 def end_before_last(path: Path, tag: str) -> None:
     """The event file as a crash leaves it: whole records, the last ending before the last `tag`."""
     kept = records(path)
-    kept = kept[:max(i for i, r in enumerate(kept) if tag.encode() in r)]
+    kept = kept[:max(i for i, r in enumerate(kept) if holds_scalar(r, tag))]
     path.write_bytes(b"".join(kept))
 
 
@@ -100,6 +105,14 @@ def cut(path: Path, keep: float) -> None:
     """The file cut short, as by a full disk or a killed copy: only its first `keep` fraction."""
     data = path.read_bytes()
     path.write_bytes(data[:int(len(data) * keep)])
+
+
+def cut_inside_last(path: Path, tag: str) -> None:
+    """The file cut short, as by a full disk or a killed copy: in the middle of the record
+    that holds the last `tag`."""
+    kept = records(path)
+    last = max(i for i, r in enumerate(kept) if holds_scalar(r, tag))
+    path.write_bytes(b"".join(kept[:last]) + kept[last][:len(kept[last]) // 2])
 
 
 def rewrite_metrics(run: Path, **changes) -> None:
@@ -217,7 +230,7 @@ def damage_run(run: Path, damage: str) -> None:
     elif damage == "metrics disagree":
         rewrite_metrics(run, **{"test/ppl": json.loads((run / "metrics.json").read_text())["test/ppl"] * 1.0001})
     elif damage == "event file cut in a record":
-        cut(scalars_file(run), 0.5)
+        cut_inside_last(scalars_file(run), "val/ppl")
     elif damage == "event file ends before the last val/ppl":
         end_before_last(scalars_file(run), "val/ppl")
     elif damage == "event file ends before the last train/ppl":  # the last epoch's val/ppl is there
@@ -311,7 +324,7 @@ def test_a_garbage_sweep_json_is_warned_about_and_left_out(sweep_of_two, tmp_pat
 
 @pytest.mark.slow
 def test_lstm_aggregate_exits_1_after_writing_the_report_of_a_damaged_sweep(sweep_of_two, tmp_path):
-    cut(scalars_file(sweep_of_two / "seed=1"), 0.5)
+    cut_inside_last(scalars_file(sweep_of_two / "seed=1"), "val/ppl")
     proc = subprocess.run([str(BIN / "lstm-aggregate"), str(sweep_of_two), "--out", str(tmp_path / "report")],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr

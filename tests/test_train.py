@@ -83,6 +83,25 @@ def test_last_checkpoint_is_the_final_epoch_even_after_validation_stops_improvin
     assert abs(best - metrics["test/loss"]) > 1e-3  # the final weights, not the best epoch's
 
 
+def test_testing_the_best_epoch_leaves_the_last_epochs_numbers_in_metrics(make_cfg, tmp_path, monkeypatch):
+    """Testing reloads the tested checkpoint's state into the module and callbacks; the run's
+    summary must still be of its last epoch and every epoch."""
+    original = LitLanguageModel.result
+
+    def worsening(self, split):  # epoch 0 stays the best
+        result = original(self, split)
+        if split != "val" or result is None:
+            return result
+        return SplitResult(result.loss, result.ppl + 1000.0 * self.current_epoch, result.tokens)
+
+    monkeypatch.setattr(LitLanguageModel, "result", worsening)
+    metrics = train(make_cfg("trainer.max_epochs=3", "trainer.test_checkpoint=best"), tmp_path)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert metrics["epochs"] == 3 and metrics["best_val/epoch"] == 0
+    assert metrics["train/ppl"] == pytest.approx(events.Scalars("train/ppl")[-1].value, rel=1e-6)
+
+
 def test_every_epoch_leaves_one_progress_line_in_the_log(make_cfg, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="lstm_sweep.run.train")
     metrics = train(make_cfg("trainer.max_epochs=2", "trainer.progress_bar=false", "optim.lr=0.004",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,9 +40,11 @@ def run_lock(run_dir: Path):
 
 def write_json(path: Path, data: dict) -> None:
     """Written beside and renamed into place: a reader never sees half a file."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")  # strict JSON: no NaN, Infinity
-    tmp.replace(path)
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"  # strict JSON: no NaN, Infinity
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # one per writer
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -80,7 +84,8 @@ def archive_previous_attempt(run_dir: Path) -> None:
     if not leftovers:
         return
     attempts = run_dir / "attempts"
-    target = attempts / str(len(list(attempts.glob("*"))) if attempts.exists() else 0)
+    numbers = [int(p.name) for p in attempts.glob("*") if p.name.isdigit()]
+    target = attempts / str(max(numbers, default=-1) + 1)
     target.mkdir(parents=True)
     for path in leftovers:
         path.rename(target / path.name)

@@ -10,6 +10,25 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from lstm_sweep.run.module import SplitResult
 
+
+class RunLogger(TensorBoardLogger):
+    """Lightning's TensorBoard logger, with one event file per attempt. Lightning closes the
+    writer after fitting, and the test's scalars would open a second file; TensorBoard reads
+    a folder's files in name order, which need not be the order they were made in, and a
+    resumed attempt's purge of the points after its checkpoint must come before all of its
+    own points. `close` ends the file once the run has logged everything."""
+
+    def finalize(self, status: str) -> None:
+        if self._experiment is not None:
+            self.experiment.flush()
+        if status == "success":
+            self.save()
+
+    def close(self) -> None:
+        if self._experiment is not None:
+            self.experiment.close()
+
+
 HPARAM_METRICS = ("test/ppl", "test/loss", "val/ppl", "val/loss", "train/ppl", "data/oracle_ppl")
 
 
@@ -47,7 +66,7 @@ class RunSummary:
         return metrics
 
 
-def write_hparams(logger: TensorBoardLogger, config: dict, metrics: dict) -> None:
+def write_hparams(logger: RunLogger, config: dict, metrics: dict) -> None:
     """One HPARAMS row per run: the flattened config, linked to the scalars already logged.
 
     Written once, at the end, so the row's metric columns exist; the metric values are the

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -25,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lstm_sweep.conf.schema import check_config
 from lstm_sweep.data.datamodule import LMDataModule
@@ -47,7 +48,7 @@ from lstm_sweep.run.resume import (
     resume_point,
     wait_past_event_files,
 )
-from lstm_sweep.run.summary import RunSummary, write_hparams
+from lstm_sweep.run.summary import RunLogger, RunSummary, write_hparams
 
 log = logging.getLogger("lstm_sweep.run.train")
 
@@ -90,8 +91,8 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: Path | None = None)
         log.info("resuming from %s (step %d)", resume_from, resumed_step)
         wait_past_event_files(run_dir)
     # On resume, TensorBoard drops what the interrupted attempt logged after its checkpoint.
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
-                               **({"purge_step": resumed_step + 1} if resumed_step is not None else {}))
+    logger = RunLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
+                       **({"purge_step": resumed_step + 1} if resumed_step is not None else {}))
     throughput = Throughput()
     epoch_log = EpochLog(throughput)
     callbacks = [DivergenceWatch(), throughput, epoch_log,
@@ -113,33 +114,40 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: Path | None = None)
         num_sanity_val_steps=0, logger=logger, callbacks=[*callbacks, best, last], default_root_dir=str(run_dir),
         enable_model_summary=False, plugins=[AtomicCheckpointIO()])
 
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        # Batches are tensor slices made in the main process; worker processes would only add cost.
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        # Lightning's own use of a deprecated torch API; nothing a user can act on.
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-        # A resumed run's samplers skip the batches already run (run/resume.py), and its
-        # checkpoint folder holds the interrupted attempt's checkpoints by design.
-        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-        tested = best.best_model_path if t.test_checkpoint == "best" else last.best_model_path
-        trainer.test(module, datamodule=datamodule, ckpt_path=tested, verbose=False)
-    seconds = time.perf_counter() - start
-    if datamodule.oracle_ppl is not None:
-        logger.log_metrics({"data/oracle_ppl": datamodule.oracle_ppl}, step=trainer.global_step)
-    summary = RunSummary(
-        train=module.result("train"), val=module.result("val"), test=module.result("test"),
-        val_ppl_per_epoch=epoch_log.val_ppl, best_val_epoch=epoch_log.best_epoch(), steps=trainer.global_step,
-        tokens_per_sec=(sum(throughput.per_epoch) / len(throughput.per_epoch)) if throughput.per_epoch else None,
-        wall_time_sec=seconds, oracle_ppl=datamodule.oracle_ppl)
-    metrics = summary.metrics()
-    logger.log_metrics({"perf/wall_time_sec": seconds}, step=trainer.global_step)
-    write_hparams(logger, config, metrics)
-    write_json(run_dir / "metrics.json", metrics)
-    (checkpoints / RESUME_FILE).unlink(missing_ok=True)  # finished: nothing to resume, space back
-    log.info("test/ppl %.3f  test/loss %.6f  (%s)", metrics["test/ppl"], metrics["test/loss"], run_dir)
+    try:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            # Batches are tensor slices made in the main process; worker processes would only add cost.
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            # Lightning's own use of a deprecated torch API; nothing a user can act on.
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            # A resumed run's samplers skip the batches already run (run/resume.py), and its
+            # checkpoint folder holds the interrupted attempt's checkpoints by design.
+            warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+            warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            # Testing loads the tested checkpoint's state into the module and the callbacks
+            # (the best epoch's, if that is the one tested): read what fitting left first.
+            fitted = dict(train=module.result("train"), val=module.result("val"),
+                          val_ppl_per_epoch=list(epoch_log.val_ppl), best_val_epoch=epoch_log.best_epoch(),
+                          steps=trainer.global_step, per_epoch=list(throughput.per_epoch))
+            tested = best.best_model_path if t.test_checkpoint == "best" else last.best_model_path
+            trainer.test(module, datamodule=datamodule, ckpt_path=tested, verbose=False)
+        seconds = time.perf_counter() - start
+        if datamodule.oracle_ppl is not None:
+            logger.log_metrics({"data/oracle_ppl": datamodule.oracle_ppl}, step=trainer.global_step)
+        per_epoch = fitted.pop("per_epoch")
+        summary = RunSummary(**fitted, test=module.result("test"), wall_time_sec=seconds,
+                             tokens_per_sec=sum(per_epoch) / len(per_epoch) if per_epoch else None,
+                             oracle_ppl=datamodule.oracle_ppl)
+        metrics = summary.metrics()
+        logger.log_metrics({"perf/wall_time_sec": seconds}, step=trainer.global_step)
+        write_hparams(logger, config, metrics)
+        write_json(run_dir / "metrics.json", metrics)
+        (checkpoints / RESUME_FILE).unlink(missing_ok=True)  # finished: nothing to resume, space back
+        log.info("test/ppl %.3f  test/loss %.6f  (%s)", metrics["test/ppl"], metrics["test/loss"], run_dir)
+    finally:
+        logger.close()
     return metrics
 
 
@@ -175,8 +183,14 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
         set_status(run_dir, "running")
         try:
             metrics = train(cfg, run_dir, resume_from)
+        except SIGTERMException as err:  # Lightning's, with no exit status: stopped, not done
+            set_status(run_dir, "interrupted", err)
+            raise SystemExit(128 + signal.SIGTERM) from None
+        except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C into exit(1)
+            set_status(run_dir, "interrupted", err)
+            raise
         except BaseException as err:
-            set_status(run_dir, "interrupted" if isinstance(err, KeyboardInterrupt) else "failed", err)
+            set_status(run_dir, "failed", err)
             raise
         set_status(run_dir, "finished")
         return metrics

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import os
 import shlex
@@ -63,6 +64,17 @@ def default_sweep_dir(name: str) -> Path:
     return Path("multirun") / name / f"{dt.datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}"
 
 
+def interrupted(sweep_dir: Path) -> bool:
+    """Whether a run of the sweep says it was interrupted (Ctrl-C, a signal) in this start."""
+    for status in sweep_dir.glob("*/status.json"):
+        try:
+            if json.loads(status.read_text()).get("status") == "interrupted":
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def quote(value: str) -> str:
     """A Hydra override value that keeps any character."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -81,13 +93,23 @@ def main(argv: list[str] | None = None) -> int:
         [sys.executable, "-m", "lstm_sweep.run", "--multirun", *args.overrides,
          f"hydra.sweep.dir={quote(str(sweep_dir))}"],
         env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv])})
-    # A terminal's Ctrl-C reaches both processes; a `kill` reaches only this one: pass it on.
+    # A `kill` reaches only this process: pass it on. A terminal's Ctrl-C reaches both: wait
+    # for the child to record its interrupted run.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda received, frame: child.send_signal(received))
-    if child.wait() < 0:  # stopped by a signal: no report of a sweep cut short
-        log.error("the sweep was stopped (signal %d); `lstm-sweep --dir %s` with the same overrides "
-                  "completes it", -child.returncode, sweep_dir)
-        return 128 - child.returncode
+    while True:
+        try:
+            child.wait()
+            break
+        except KeyboardInterrupt:
+            continue
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    if child.returncode < 0 or child.returncode >= 128 or interrupted(sweep_dir):
+        # stopped by a signal: no report of a sweep cut short
+        log.error("the sweep was stopped; `lstm-sweep --dir %s` with the same overrides completes it", sweep_dir)
+        code = child.returncode
+        return 128 + (-code if code < 0 else code - 128 if code >= 128 else signal.SIGINT)
     if child.returncode:  # the sweep itself was refused (its error is above); a failed run is not that
         return child.returncode
     try:

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from lstm_sweep.errors import ConfigError
@@ -85,10 +86,12 @@ def prepare_sweep(config, params: dict | None, arguments: list[str]) -> list[str
     the swept keys alone."""
     plan = plan_grid(params, arguments)
     sweep_dir = Path(config.hydra.sweep.dir)
-    starts = previous_starts(sweep_dir)
-    refuse_other_settings(sweep_dir, plan, starts)
-    name = config.hydra.runtime.choices.get("experiment") or "default"
-    record_start(sweep_dir, name, plan, starts)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(sweep_dir / ".sweep.lock")):  # two sweeps starting on one folder
+        starts = previous_starts(sweep_dir)
+        refuse_other_settings(sweep_dir, plan, starts)
+        name = config.hydra.runtime.choices.get("experiment") or "default"
+        record_start(sweep_dir, name, plan, starts)
     log.info("sweep %s over %s -> %s", name, ", ".join(plan.swept) or "one run", sweep_dir)
     exclude = sorted({*plan.fixed, *NEVER_IN_NAMES})
     return [*arguments, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
