@@ -228,6 +228,23 @@ def test_a_variation_sweep_is_compared_configuration_by_configuration(sweep, tmp
     assert len(table) == 4 and set(table["difference"]) == {0.0}
 
 
+def test_where_the_data_lives_is_no_factor_of_a_report(tmp_path):
+    """A sweep completed on another machine has other data.root values: still one grid."""
+    from omegaconf import OmegaConf
+    from torch.utils.tensorboard import SummaryWriter
+
+    for seed, root in [(0, "/a/ptb"), (1, "/b/ptb")]:
+        run = tmp_path / "sweep" / f"seed={seed}"
+        (run / ".hydra").mkdir(parents=True)
+        OmegaConf.save({"seed": seed}, run / ".hydra" / "config.yaml")
+        OmegaConf.save([f"seed={seed}", f"data.root={root}"], run / ".hydra" / "overrides.yaml")
+        (run / "status.json").write_text(json.dumps({"status": "finished"}))
+        with SummaryWriter(str(run)) as writer:
+            writer.add_scalar("test/ppl", 100.0 + seed, 0)
+    sweep = read_sweep(tmp_path / "sweep")
+    assert sweep.factors == [] and "data.root" not in sweep.runs
+
+
 def test_a_swept_list_value_labels_and_groups_its_runs(tmp_path):
     """Runs that differ in a list (`data.split_fractions=[…]`) are aggregated like any other factor."""
     from omegaconf import OmegaConf

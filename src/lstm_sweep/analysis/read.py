@@ -24,6 +24,7 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lstm_sweep.errors import ConfigError, one_line
+from lstm_sweep.naming import NOT_RESULTS
 
 log = logging.getLogger("lstm_sweep.analysis.read")
 
@@ -246,7 +247,10 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
     order = list(info.get("swept", []))
     for o in readable:
         order += [k for k in o if k not in order]
-    keys = [k for k in order if len({repr(o.get(k)) for o in readable}) > 1 or k in info.get("swept", [])]
+    # Where the data lives, or how progress showed, may differ between runs (a sweep completed
+    # on another machine) without making a factor.
+    keys = [k for k in order if k in info.get("swept", [])
+            or (len({repr(o.get(k)) for o in readable}) > 1 and not k.lstrip("+~").startswith(NOT_RESULTS))]
     for row, o in zip(rows, overrides):
         for key in keys:
             row[key] = (o or {}).get(key)

@@ -95,13 +95,15 @@ class Throughput(Callback):
     def __init__(self):
         self.per_epoch: list[float] = []
         self.tokens = 0
+        self.start = None          # when the epoch's training began, in this process's clock
+        self.carried = 0.0         # seconds the epoch had trained before a resume
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.tokens = 0
+        self.tokens, self.carried = 0, 0.0
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
-        if not hasattr(self, "start") or batch_idx == 0:  # an epoch, or a resumed attempt, starts
-            self.start = self.last_batch_end = time.perf_counter()
+        if self.start is None or batch_idx == 0:  # an epoch, or a resumed attempt, starts
+            self.start = self.last_batch_end = time.perf_counter() - self.carried
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
@@ -115,10 +117,12 @@ class Throughput(Callback):
             pl_module.log("perf/train_tokens_per_sec", self.per_epoch[-1])
 
     def state_dict(self) -> dict:
-        return {"per_epoch": self.per_epoch, "tokens": self.tokens}
+        seconds = self.last_batch_end - self.start if self.start is not None else 0.0
+        return {"per_epoch": self.per_epoch, "tokens": self.tokens, "seconds": seconds}
 
     def load_state_dict(self, state: dict) -> None:
         self.per_epoch, self.tokens = list(state["per_epoch"]), state["tokens"]
+        self.carried = state.get("seconds", 0.0)
 
 
 class EpochLog(Callback):

@@ -27,11 +27,13 @@ def run_lock(run_dir: Path):
     on one machine or several sharing a filesystem — each train a run only while they hold it.
     The operating system releases a dead process's lock, so a killed run's is taken over."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run_dir / ".lock"), timeout=0)
+    lock = FileLock(str(run_dir / ".lock"), timeout=0, fallback_to_soft=False)
     try:
         lock.acquire()
     except Timeout:
         raise RunBusy(f"{run_dir} is being trained by another process") from None
+    except (OSError, NotImplementedError) as err:  # a lock file that outlived its process would block the run
+        raise RunBusy(f"{run_dir} cannot be locked on its filesystem ({type(err).__name__}: {err})") from None
     try:
         yield
     finally:
@@ -78,9 +80,17 @@ def save_hydra_record(run_dir: Path, cfg: DictConfig) -> None:
         (folder / name).write_text(OmegaConf.to_yaml(node))
 
 
+KEPT_IN_PLACE = ("train.log", "attempts", ".lock")  # across attempts
+
+
+def has_attempt(run_dir: Path) -> bool:
+    """Whether the folder holds files of an earlier attempt (besides its log)."""
+    return any(p.name not in KEPT_IN_PLACE for p in run_dir.iterdir())
+
+
 def archive_previous_attempt(run_dir: Path) -> None:
     """Move an unfinished attempt's files into attempts/<n>/, so the new one starts clean."""
-    leftovers = [p for p in run_dir.iterdir() if p.name not in ("train.log", "attempts", ".lock")]
+    leftovers = [p for p in run_dir.iterdir() if p.name not in KEPT_IN_PLACE]
     if not leftovers:
         return
     attempts = run_dir / "attempts"

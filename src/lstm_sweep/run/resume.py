@@ -32,14 +32,12 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback
 
 from lstm_sweep.errors import ConfigError
+from lstm_sweep.naming import NOT_RESULTS
 from lstm_sweep.run.summary import flatten
 
 log = logging.getLogger("lstm_sweep.run.train")
 
 RESUME_FILE = "resume.ckpt"
-# Keys that may differ between attempts: where things are, and how a run reports progress.
-NOT_RESULTS = ("data.root", "data.cache_dir", "reference", "trainer.progress_bar", "trainer.resume",
-               "trainer.checkpoint_every_n_steps", "trainer.checkpoint_every_minutes")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -47,6 +45,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         super().save_checkpoint(checkpoint, tmp, storage_options)
+        with open(tmp, "rb") as written:  # on disk before it replaces the previous one
+            os.fsync(written.fileno())
         os.replace(tmp, path)
 
 
@@ -120,15 +120,16 @@ def wait_past_event_files(run_dir: Path) -> None:
         time.sleep(0.05)
 
 
-def resume_point(run_dir: Path, config: dict) -> Path | None:
-    """The checkpoint an unfinished run resumes from, or None; refuses one whose settings
-    differ from `config` in a key that changes results."""
+def resume_point(run_dir: Path, config: dict) -> tuple[Path, int] | None:
+    """The checkpoint an unfinished run resumes from and its step, or None; refuses one whose
+    settings differ from `config` in a key that changes results."""
     path = run_dir / "checkpoints" / RESUME_FILE
     if not path.is_file():
         return None
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]["config"]
-    except Exception as err:  # not written by rename: only another program can have damaged it
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        saved, step = checkpoint["hyper_parameters"]["config"], checkpoint["global_step"]
+    except Exception as err:  # written whole and renamed: something else damaged it
         raise ConfigError(f"{path} cannot be read ({type(err).__name__}); set trainer.resume=false "
                           "to start the run over") from None
     before, now = flatten(saved), flatten(config)
@@ -138,4 +139,4 @@ def resume_point(run_dir: Path, config: dict) -> Path | None:
         details = ", ".join(f"{k} ({before.get(k)!r} → {now.get(k)!r})" for k in changed)
         raise ConfigError(f"{run_dir} holds an unfinished run with other settings: {details}; resume it "
                           "with the same settings, or start it over with trainer.resume=false")
-    return path
+    return path, step

@@ -30,10 +30,11 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lstm_sweep.conf.schema import check_config
 from lstm_sweep.data.datamodule import LMDataModule
-from lstm_sweep.errors import LstmSweepError, RunBusy, RunFinished
+from lstm_sweep.errors import ConfigError, LstmSweepError, RunBusy, RunFinished
 from lstm_sweep.run.callbacks import DivergenceWatch, EpochLog, Throughput
 from lstm_sweep.run.folder import (
     archive_previous_attempt,
+    has_attempt,
     refuse_finished,
     run_lock,
     save_hydra_record,
@@ -61,9 +62,9 @@ def _not_an_advert(record: logging.LogRecord) -> bool:
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_an_advert)
 
 
-def train(cfg: DictConfig, run_dir: str | Path, resume_from: Path | None = None) -> dict:
-    """Run one config in `run_dir` (from the checkpoint `resume_from`, if given); return the
-    final metrics (also written to metrics.json)."""
+def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | None = None) -> dict:
+    """Run one config in `run_dir` (from `resume_from`, a checkpoint and its step, if given);
+    return the final metrics (also written to metrics.json)."""
     run_dir = Path(run_dir)
     refuse_finished(run_dir)
     check_config(cfg)
@@ -85,10 +86,9 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: Path | None = None)
              sum(p.numel() for p in module.parameters()), torch.get_num_threads())
 
     checkpoints = run_dir / "checkpoints"
-    resumed_step = None
-    if resume_from is not None:
-        resumed_step = torch.load(resume_from, map_location="cpu", weights_only=True)["global_step"]
-        log.info("resuming from %s (step %d)", resume_from, resumed_step)
+    checkpoint, resumed_step = resume_from or (None, None)
+    if checkpoint is not None:
+        log.info("resuming from %s (step %d)", checkpoint, resumed_step)
         wait_past_event_files(run_dir)
     # On resume, TensorBoard drops what the interrupted attempt logged after its checkpoint.
     logger = RunLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
@@ -125,7 +125,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: Path | None = None)
             # checkpoint folder holds the interrupted attempt's checkpoints by design.
             warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
             warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
             # Testing loads the tested checkpoint's state into the module and the callbacks
             # (the best epoch's, if that is the one tested): read what fitting left first.
             fitted = dict(train=module.result("train"), val=module.result("val"),
@@ -175,6 +175,13 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
     """
     with run_lock(run_dir):
         refuse_finished(run_dir)  # before status.json, which belongs to that run
+        try:
+            check_config(cfg)
+        except ConfigError as err:
+            if not has_attempt(run_dir):  # a new run: recorded as failed, so its sweep lists it
+                save_hydra_record(run_dir, cfg)
+                set_status(run_dir, "failed", err)
+            raise
         resume_from = (resume_point(run_dir, OmegaConf.to_container(cfg, resolve=True))
                        if cfg.trainer.resume else None)
         if resume_from is None:
