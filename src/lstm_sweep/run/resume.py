@@ -53,11 +53,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def random_states() -> dict:
     numpy_state = np.random.get_state()
     return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],  # GPU dropout
             "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:])}
 
 
 def set_random_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
+    if states.get("cuda"):
+        torch.cuda.set_rng_state_all(states["cuda"])
     random.setstate(states["python"])
     kind, keys, *rest = states["numpy"]
     np.random.set_state((kind, keys.numpy(), *rest))
