@@ -9,6 +9,7 @@ from lstm_sweep.analysis.compare import configurations
 from lstm_sweep.analysis.read import Sweep
 from lstm_sweep.analysis.stats import describe, describe_by
 from lstm_sweep.analysis.tables import config_label
+from lstm_sweep.files import replacing
 
 
 def figures(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
@@ -35,7 +36,7 @@ def figures(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out / "val_ppl.png", dpi=120)
+        save_figure(fig, out / "val_ppl.png")
         plt.close(fig)
         made.append(("Validation perplexity per epoch, mean over seeds with a ±1 std band", "val_ppl.png"))
     if len(finished):
@@ -51,7 +52,12 @@ def figures(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
         ax.set(ylabel="test perplexity", title="Test perplexity, mean ± 1 std over seeds")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out / "test_ppl.png", dpi=120)
+        save_figure(fig, out / "test_ppl.png")
         plt.close(fig)
         made.append(("Test perplexity per configuration, mean with ±1 std error bars", "test_ppl.png"))
     return made
+
+
+def save_figure(fig, path: Path) -> None:
+    with replacing(path, binary=True) as f:
+        fig.savefig(f, format=path.suffix[1:], dpi=120)

@@ -13,6 +13,7 @@ import pandas as pd
 from lstm_sweep.analysis.compare import ReferenceRow, VariationRow, configurations
 from lstm_sweep.analysis.read import DAMAGED, Sweep
 from lstm_sweep.analysis.stats import Comparison, Description, describe
+from lstm_sweep.files import replacing, write_text
 from lstm_sweep.naming import level_label, short_key
 
 
@@ -25,13 +26,17 @@ def context_label(context: dict) -> str:
     return config_label(list(context), context.values())
 
 
+def write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
+    with replacing(path) as f:
+        table.to_csv(f, index=index)
+
+
 def write_table(table: pd.DataFrame, out: Path, stem: str, caption: str, index: bool = False) -> str:
     """Write stem.md, stem.csv and stem.tex; return the Markdown."""
     markdown = table.to_markdown(index=index, disable_numparse=True)
-    (out / f"{stem}.md").write_text(f"{caption}\n\n{markdown}\n")
-    table.to_csv(out / f"{stem}.csv", index=index)
-    latex = table.to_latex(index=index, caption=caption, label=f"tab:{stem}", escape=True)
-    (out / f"{stem}.tex").write_text(latex)
+    write_text(out / f"{stem}.md", f"{caption}\n\n{markdown}\n")
+    write_csv(table, out / f"{stem}.csv", index=index)
+    write_text(out / f"{stem}.tex", table.to_latex(index=index, caption=caption, label=f"tab:{stem}", escape=True))
     return markdown
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lstm_sweep.conf.schema import SPECIAL_TOKENS
 from lstm_sweep.errors import DataError
+from lstm_sweep.files import write_text
 
 PAD, SOS, EOS = SPECIAL_TOKENS  # the unknown token (data.unk_token) joins them in every vocabulary
 
@@ -40,7 +41,7 @@ class Vocab:
         return [get(t, unk_id) for t in tokens]
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"unk": self.unk, "itos": self.itos}, ensure_ascii=False))
+        write_text(path, json.dumps({"unk": self.unk, "itos": self.itos}, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: Path) -> Vocab:

@@ -19,8 +19,8 @@ callbacks' own state; what they lack is added here:
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import random
 import time
 from pathlib import Path
@@ -32,6 +32,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback
 
 from lstm_sweep.errors import ConfigError
+from lstm_sweep.files import replacing
 from lstm_sweep.naming import NOT_RESULTS
 from lstm_sweep.run.summary import flatten
 
@@ -42,12 +43,13 @@ RESUME_FILE = "resume.ckpt"
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        with open(tmp, "rb") as written:  # on disk before it replaces the previous one
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
+        # Serialised in memory first (as Lightning does): torch's writer turns a failed write
+        # into a RuntimeError; written from Python, a full disk stays an OSError naming the file.
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with replacing(path, binary=True, fsync=True) as f:
+            f.write(buffer.getbuffer())
 
 
 def random_states() -> dict:

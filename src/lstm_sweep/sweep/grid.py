@@ -26,8 +26,8 @@ from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from lstm_sweep.errors import ConfigError
+from lstm_sweep.files import write_json
 from lstm_sweep.naming import NOT_RESULTS
-from lstm_sweep.run.folder import write_json
 
 log = logging.getLogger("lstm_sweep.sweep")
 

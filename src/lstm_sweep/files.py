@@ -1,0 +1,49 @@
+"""Files written whole or not at all: each is written beside its place under a name of its
+own, then renamed over it, so a reader, a kill or a full disk never leaves half a file, and
+two writers never mix their bytes. A write that fails removes its temporary file.
+
+Every result the project writes goes through here: run records (status.json, metrics.json,
+.hydra/), vocab.json, sweep.json and the report's files. Checkpoints go through
+run/resume.py's AtomicCheckpointIO, which also uses `replacing`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Iterator
+
+
+@contextmanager
+def replacing(path: str | Path, binary: bool = False, fsync: bool = False) -> Iterator[IO]:
+    """A file open for writing that replaces `path` when the block ends without an error."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 keeps the umask's permissions (tempfile.mkstemp would make it 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            if fsync:  # on disk before it replaces the previous version
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError) and err.filename is None:  # a failed write names no file: name it
+            err.filename = str(path)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with replacing(path) as f:
+        f.write(text)
+
+
+def write_json(path: str | Path, data: dict, **dumps) -> None:
+    """Strict JSON (no NaN or Infinity, which other readers refuse), written whole."""
+    write_text(path, json.dumps(data, indent=2, allow_nan=False, **dumps) + "\n")
