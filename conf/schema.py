@@ -332,3 +332,51 @@ def check_config(cfg: DictConfig) -> None:
     for check in CROSS_CHECKS:
         if (fault := check(cfg)) is not None:
             raise ConfigError(fault)
+
+
+# --------------------------------------------------------------------------- the command line
+
+GROUPS = ("data", "optim", "schedule", "experiment")  # overrides that pick an option, not a value
+OPTIONS = {"optim": {"adam": AdamConfig, "adamw": AdamWConfig, "sgd": SGDConfig},
+           "schedule": dict(zip(SCHEDULES, (NoSchedule, PlateauSchedule, ExponentialSchedule)))}
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Raise ConfigError, in one line naming the override, for one that cannot be read or
+    whose value has the wrong type or whose key does not exist — Hydra would refuse it too,
+    in five lines. What this cannot place it leaves to Hydra: its own keys, `+key` additions,
+    and an optimizer's or schedule's keys unless the command line picks that option (an
+    experiment may pick another)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    parser, parsed = OverridesParser.create(), []
+    for line in overrides:
+        try:
+            parsed += parser.parse_overrides([line])
+        except Exception as err:  # Hydra's grammar: its text ends with a link to the grammar
+            text = "; ".join(t for t in str(err).splitlines() if t and not t.startswith(("See http", "Error parsing")))
+            raise ConfigError(f"{line}: {text}") from None
+    picked = {o.key_or_group: o.value() for o in parsed if o.key_or_group in OPTIONS and not o.is_sweep_override()}
+    schema = OmegaConf.structured(RunConfig(**{group: OPTIONS[group].get(picked.get(group), dict)()
+                                               for group in OPTIONS}))
+    for override in parsed:
+        key = override.key_or_group
+        group = key.split(".")[0]
+        if (key.startswith("hydra") or key in GROUPS or override.is_add() or override.is_force_add()
+                or override.is_delete() or (group in OPTIONS and group not in picked)):
+            continue
+        value = override.value()
+        values = (value.list if isinstance(value, ChoiceSweep) else list(override.sweep_iterator())
+                  if isinstance(value, RangeSweep) else [] if override.is_sweep_override() else [value])
+        for one in values:
+            try:
+                OmegaConf.update(schema, key, one, merge=True)
+            except ValidationError as err:
+                raise ConfigError(f"{override.input_line}: {str(err).splitlines()[0]}") from None
+            except (ConfigKeyError, AttributeError):  # ConfigAttributeError is an AttributeError
+                raise ConfigError(f"{override.input_line}: there is no key {key} "
+                                  f"(a new key is added with +{key}=…)") from None
+            except Exception:  # beneath an optional node (data.generator) that a data option fills in
+                break

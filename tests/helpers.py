@@ -3,6 +3,7 @@ corpora (or a skip that says where to put them), and small functions."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,16 @@ def functional(stack):
         return (out, *[t for pair in finals for t in pair])
 
     return fn, [p.detach().clone().requires_grad_() for p in stack.parameters()]
+
+
+TIMINGS = ("wall_time_sec", "perf/train_tokens_per_sec")
+
+
+def outcome(run_dir: Path) -> tuple[dict, dict]:
+    """metrics.json without its timings, and every logged scalar as TensorBoard reads it."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+               for tag in events.Tags()["scalars"] if not tag.startswith("perf/")}
+    return {k: v for k, v in metrics.items() if k not in TIMINGS}, scalars

@@ -9,7 +9,13 @@ import pytest
 import torch
 from helpers import compose_run
 from hydra.errors import ConfigCompositionException
-from lstm_sweep.conf.schema import SCHEDULES, DataConfig, ModelConfig, check_config
+from lstm_sweep.conf.schema import (
+    SCHEDULES,
+    DataConfig,
+    ModelConfig,
+    check_config,
+    check_overrides,
+)
 
 from lstm_sweep.data.protocols import PROTOCOLS
 from lstm_sweep.errors import ConfigError
@@ -52,6 +58,35 @@ def test_a_value_the_schema_does_not_allow_is_named_with_what_is_allowed(overrid
 def test_a_wrong_type_or_an_unknown_key_is_refused_as_the_command_line_is_read(override, key):
     with pytest.raises(ConfigCompositionException, match=key.replace(".", r"\.")):
         compose_run(override)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["seed=abc"], "seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["seed=0,1,abc"], "seed=0,1,abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["model.hidden_size=1.5"], "model.hidden_size=1.5: Value '1.5' of type 'float' could not be converted to Integer"),
+    (["model.colour=red"], r"model.colour=red: there is no key model.colour \(a new key is added with \+model.colour=…\)"),
+    (["optim=sgd", "optim.momentum=fast"], "optim.momentum=fast: Value 'fast' of type 'str' could not be converted"),
+    (["schedule=plateau", "schedule.factor=x"], "schedule.factor=x: Value 'x' of type 'str' could not be converted"),
+    (["seed=["], r"seed=\[: no viable alternative at input '\['"),
+    (["seed"], "seed: missing EQUAL at '<EOF>'"),
+])
+def test_an_override_hydra_would_refuse_is_named_in_one_line_before_hydra_starts(overrides, message):
+    with pytest.raises(ConfigError, match=message) as refused:
+        check_overrides(overrides)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["seed=range(3)", "model.cell=one,two", "trainer.limit_train_batches=0.5", "data.root=null"],
+    ["optim=sgd", "optim.momentum=0.9"], ["data=ptb", "data.generator.vocab_size=10", "reference.x=1"],
+    ["+colour=red", "hydra.run.dir=x", "experiment=report2021", "optim.lr=0.1"],
+    ["optim.momentum=0.9"],  # the optimizer is an experiment's choice: Hydra decides
+])
+def test_overrides_the_schema_cannot_place_are_left_to_hydra(overrides):
+    check_overrides(overrides)
+    if "optim.momentum=0.9" in overrides and "optim=sgd" not in overrides:
+        with pytest.raises(ConfigCompositionException):  # and Hydra does refuse it, for Adam
+            compose_run(*overrides)
 
 
 def test_every_shipped_configuration_passes_its_own_checks():

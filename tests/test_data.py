@@ -1,12 +1,14 @@
 """Reading corpora, the vocabulary, the window protocol, batching and the built-in corpus."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from helpers import shared_corpus, write_corpus
 
 from lstm_sweep.data.corpus import read_corpus
-from lstm_sweep.data.protocols import BatchIndices, window_tensors
+from lstm_sweep.data.protocols import BatchIndices, WindowProtocol, window_tensors
 from lstm_sweep.data.synthetic import MarkovSource, word_for_rank
 from lstm_sweep.data.vocab import Vocab
 from lstm_sweep.errors import DataError
@@ -159,3 +161,14 @@ def test_background_only_source_has_a_hand_computable_oracle():
     # <sos> w0 w2 <eos> gives windows → w2, → <eos>; <sos> w1 <eos> gives one, → <eos>.
     expected_nll = -np.mean(np.log([p[2], 0.25, 0.25]))
     assert np.isclose(source.window_oracle_perplexity(sentences, set(w), 2), np.exp(expected_nll))
+
+
+@pytest.mark.parametrize("windows, drop_last, says", [
+    (0, False, "the valid split is empty: it yields no windows"),
+    (3, True, "the valid split has 3 windows, fewer than one batch of data.batch_size=8 with data.drop_last=true"),
+])
+def test_a_split_too_small_to_batch_is_named_with_its_reason(windows, drop_last, says):
+    protocol = WindowProtocol({"n_step": 5, "shuffle": False, "drop_last": drop_last})
+    tensors = (torch.zeros(windows, 5, dtype=torch.long), torch.zeros(windows, dtype=torch.long))
+    with pytest.raises(DataError, match=re.escape(says)):
+        protocol.loader("valid", tensors, batch_size=8, train=drop_last, seed=0)

@@ -6,13 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import STREAM, TINY, compose_run
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from helpers import STREAM, TINY, compose_run, outcome
 
 from lstm_sweep.errors import ConfigError
+from lstm_sweep.run.folder import recorded_status
 from lstm_sweep.run.train import record_run
-
-TIMINGS = ("wall_time_sec", "perf/train_tokens_per_sec")
 
 # Kills its own process with SIGKILL right after training step `step` (argv: run dir, step,
 # overrides as JSON): a real, abrupt death at a chosen point, with no test hook in the product.
@@ -22,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from helpers import compose_run
 from lstm_sweep.run.callbacks import Throughput
+from lstm_sweep.run.folder import recorded_status
 from lstm_sweep.run.train import record_run
 
 run_dir, step, overrides = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
@@ -42,16 +41,9 @@ def run_until_killed(run_dir: Path, step: int, overrides: list[str]) -> None:
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-3000:]  # it did die, by SIGKILL
     assert not (run_dir / "metrics.json").exists()
-
-
-def outcome(run_dir: Path) -> tuple[dict, dict]:
-    """metrics.json without its timings, and every logged scalar as TensorBoard reads it."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)]
-               for tag in events.Tags()["scalars"] if not tag.startswith("perf/")}
-    return {k: v for k, v in metrics.items() if k not in TIMINGS}, scalars
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "running"  # as the process left it; read, it is interrupted:
+    assert recorded_status(status)[0] == "interrupted"
 
 
 CASES = {
@@ -114,12 +106,11 @@ def test_lstm_train_on_a_finished_folder_refuses_and_rewrites_nothing(tmp_path, 
     cli = [str(Path(sys.executable).parent / "lstm-train"), *TINY, f"data.cache_dir={cache_dir}",
            "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
     assert subprocess.run(cli, capture_output=True, text=True).returncode == 0
-    record = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != "train.log"}
+    record = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert (tmp_path / "run" / ".hydra" / "config.yaml") in record
     proc = subprocess.run([*cli, "model.hidden_size=32"], capture_output=True, text=True)
     assert proc.returncode == 1 and "already holds a finished run" in proc.stderr
-    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*")
-            if p.is_file() and p.name != "train.log"} == record
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == record
 
 
 @pytest.mark.slow

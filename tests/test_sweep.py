@@ -1,9 +1,12 @@
 """The main job end to end: lstm-sweep → run folders → lstm-aggregate's tables, tests, figures."""
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ from helpers import TINY, compose_run
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
 from lstm_sweep.naming import run_name
+from lstm_sweep.run.folder import recorded_status
 
 BIN = Path(sys.executable).parent
 SMALL_GRID = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=20", "seed=0,1"]
@@ -101,12 +105,13 @@ def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cach
     folder = cwd / "multirun" / "small"
     finished = folder / "cell=one,layers=1,seed=0"
     interrupted = folder / "cell=two,layers=2,seed=1"
-    before = (finished / "metrics.json").stat().st_mtime_ns
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished.rglob("*") if p.is_file()}
     (interrupted / "metrics.json").unlink()  # as if killed before the end
     (interrupted / "status.json").write_text('{"status": "running"}')
     proc = lstm_sweep(cwd, cache_dir, "--dir", "multirun/small", *SMALL_GRID, "model.cell=one,two,three")
     assert proc.returncode == 1  # the cell=three runs fail again
-    assert (finished / "metrics.json").stat().st_mtime_ns == before
+    # nothing in a finished run's folder is touched, its train.log included
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished.rglob("*") if p.is_file()} == before
     assert "cell=one,layers=1,seed=0 already finished: skipped" in proc.stderr
     assert (interrupted / "metrics.json").exists()
     assert (interrupted / "attempts" / "0" / "status.json").exists()  # the old attempt kept aside
@@ -117,13 +122,74 @@ def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cach
 def test_completing_a_sweep_with_other_fixed_settings_is_refused_and_rewrites_nothing(sweep, cache_dir):
     cwd, _ = sweep
     folder = cwd / "multirun" / "small"
-    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "train.log"}
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     proc = lstm_sweep(cwd, cache_dir, "--dir", "multirun/small", *SMALL_GRID, "model.cell=one,two,three",
                       "trainer.max_epochs=3", "model.hidden_size=32")
     assert proc.returncode == 1
     assert "was swept with other fixed settings: model.hidden_size (16 → 32), trainer.max_epochs (2 → 3)" in proc.stderr
-    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "train.log"}
+    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert after == before  # no run started, no .hydra/ rewritten, no start recorded
+
+
+STOPPABLE = [*TINY, "data.generator.train_tokens=100000", "model.cell=one", "model.num_layers=1", "seed=0,1,2",
+             "--no-report"]
+LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
+
+
+def running_runs(folder: Path, count: int, timeout: float = 120) -> list[dict]:
+    """Wait until `count` runs are training (status running, a resume checkpoint written)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = []
+        for status in folder.glob("*/status.json"):
+            with contextlib.suppress(ValueError, OSError):
+                record = json.loads(status.read_text())
+                if record["status"] == "running" and (status.parent / "checkpoints" / "resume.ckpt").exists():
+                    running.append({**record, "run": status.parent})
+        if len(running) >= count:
+            return running
+        time.sleep(0.2)
+    raise AssertionError(f"{count} runs never trained at once in {folder}")
+
+
+def wait_until_gone(group: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(group, signal.SIGKILL)
+    raise AssertionError(f"processes of the sweep's group {group} outlived it")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, launcher", [(signal.SIGKILL, "joblib"), (signal.SIGTERM, "basic"),
+                                              (signal.SIGINT, "joblib")], ids=["kill -9", "kill", "Ctrl-C"])
+def test_a_stopped_sweep_stops_every_run_records_it_interrupted_and_completes_when_run_again(
+        tmp_path, cache_dir, signum, launcher):
+    args = [str(BIN / "lstm-sweep"), "--dir", str(tmp_path / "sw"), *STOPPABLE, *LAUNCHERS[launcher],
+            f"data.cache_dir={cache_dir}"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    running = running_runs(tmp_path / "sw", count=2 if launcher == "joblib" else 1)
+    group = os.getpgid(running[0]["pid"])  # the sweep's own process group, workers included
+    assert group not in (os.getpgrp(), proc.pid)
+    proc.send_signal(signum)
+    stderr = proc.communicate(timeout=120)[1]
+    wait_until_gone(group)  # no run trains on unseen
+    for run in running:
+        recorded = json.loads((run["run"] / "status.json").read_text())
+        says = "stopped by Ctrl-C (SIGINT)" if signum == signal.SIGINT else "stopped by SIGTERM"
+        assert recorded_status(recorded) == ("interrupted", says), (run["run"].name, recorded)
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + signum
+        assert "the sweep was stopped; `lstm-sweep --dir" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert set(read_sweep(tmp_path / "sw").runs["status"]) == {"finished"}
 
 
 @pytest.mark.slow

@@ -1,5 +1,10 @@
 """The errors a user can cause: each message names the key, file or step at fault."""
 
+import errno
+
+# A full, read-only or forbidden output disk: the user's to fix, so one line too.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+
 
 class LstmSweepError(Exception):
     """A problem with the user's config, data or run; shown as one line, exit status 1."""
@@ -30,3 +35,18 @@ def one_line(err: BaseException) -> str:
     line of its text (torch's and json's can run to many)."""
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def is_disk_error(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in DISK_ERRNOS
+
+
+def user_message(err: BaseException) -> str | None:
+    """The one line a command prints for an error the user can act on (then exits 1), or None
+    for a fault of the program, whose traceback is wanted."""
+    if isinstance(err, LstmSweepError):
+        return str(err)
+    if is_disk_error(err):
+        where = f" {err.filename}" if err.filename else ""
+        return f"cannot write{where}: {err.strerror}"
+    return None

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lstm_sweep.errors import ConfigError, one_line
 from lstm_sweep.naming import NOT_RESULTS
+from lstm_sweep.run.folder import recorded_status
 
 log = logging.getLogger("lstm_sweep.analysis.read")
 
@@ -125,9 +126,7 @@ def read_scalars(run_dir: Path) -> dict[str, list]:
 def read_status(run_dir: Path) -> tuple[str, str]:
     path = run_dir / "status.json"
     if path.exists():
-        status = read_object(path)
-        state = status.get("status", "unfinished")
-        return ("unfinished" if state == "running" else state), status.get("error", "")
+        return recorded_status(read_object(path))
     return ("finished", "") if (run_dir / "metrics.json").exists() else ("unfinished", "")
 
 

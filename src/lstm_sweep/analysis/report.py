@@ -37,8 +37,10 @@ from lstm_sweep.analysis.tables import (
     statistics_table,
     summary_tables,
     variation_table,
+    write_csv,
 )
-from lstm_sweep.errors import ConfigError
+from lstm_sweep.errors import user_message
+from lstm_sweep.files import write_json, write_text
 from lstm_sweep.naming import short_key
 
 log = logging.getLogger("lstm_sweep.analysis.report")
@@ -154,8 +156,8 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
                         ", ".join(other.damaged["run"]))
     out = resolve_out(sweep, Path(out) if out else None)
     out.mkdir(parents=True, exist_ok=True)
-    sweep.runs.to_csv(out / "runs.csv", index=False)
-    sweep.epochs.to_csv(out / "epochs.csv", index=False)
+    write_csv(sweep.runs, out / "runs.csv")
+    write_csv(sweep.epochs, out / "epochs.csv")
 
     summaries = summary_tables(sweep, out)
     comparisons = one_factor_comparisons(sweep.finished, sweep.factors, "test/ppl", "ppl")
@@ -203,8 +205,8 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
     if len(readable):
         config_file = Path(readable.iloc[0]["path"]) / ".hydra" / "config.yaml"
         parts += ["## Configuration (first run)", "", "```yaml", config_file.read_text().rstrip(), "```", ""]
-    (out / "REPORT.md").write_text("\n".join(parts))
-    (out / REPORT_FILE).write_text(json.dumps({"sweep": str(sweep.folder.resolve())}, indent=2) + "\n")
+    write_text(out / "REPORT.md", "\n".join(parts))
+    write_json(out / REPORT_FILE, {"sweep": str(sweep.folder.resolve())})
     return sweep, out
 
 
@@ -225,8 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     try:
         sweep, out = write_report(args.sweep_dir, args.out, variations)
-    except ConfigError as err:
-        log.error("%s", err)
+    except Exception as err:
+        message = user_message(err)
+        if message is None:
+            raise
+        log.error("%s", message)
         return 1
     log.info("%d runs (%d finished) -> %s", len(sweep.runs), len(sweep.finished), out / "REPORT.md")
     for _, run in sweep.damaged.iterrows():

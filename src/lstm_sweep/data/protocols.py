@@ -164,6 +164,8 @@ class WindowProtocol:
         inputs, targets = tensors
         sampler = BatchIndices(len(targets), batch_size, shuffle=train and self.shuffle,
                                drop_last=train and self.drop_last, seed=seed, skip=skip)
+        if len(targets) == 0:
+            raise DataError(f"the {split} split is empty: it yields no windows")
         if len(sampler) == 0:
             raise DataError(f"the {split} split has {len(targets)} windows, fewer than one batch "
                             f"of data.batch_size={batch_size} with data.drop_last=true")

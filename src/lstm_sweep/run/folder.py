@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-from contextlib import contextmanager
+import socket
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_sweep.errors import RunBusy, RunFinished
+from lstm_sweep.errors import RunBusy, RunFinished, is_disk_error, one_line
+from lstm_sweep.files import write_json, write_text
 
 log = logging.getLogger("lstm_sweep.run.train")
 
@@ -40,15 +41,6 @@ def run_lock(run_dir: Path):
         lock.release()
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Written beside and renamed into place: a reader never sees half a file."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"  # strict JSON: no NaN, Infinity
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # one per writer
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def is_finished(run_dir: Path) -> bool:
     return (run_dir / "metrics.json").exists()
 
@@ -59,11 +51,47 @@ def refuse_finished(run_dir: Path) -> None:
                           "choose another hydra.run.dir")
 
 
-def set_status(run_dir: Path, status: str, error: BaseException | None = None) -> None:
+def set_status(run_dir: Path, status: str, error: BaseException | str | None = None) -> None:
+    """status.json: "running" names the process (recorded_status tells a dead one's run from a live
+    one); an outcome names its error. Recording a failure must not fail for want of disk space:
+    when the atomic write cannot be made, the file is overwritten in place — a half-written one
+    reads as damaged, never as "running"."""
     record = {"status": status}
+    if status == "running":
+        record.update(host=socket.gethostname(), pid=os.getpid())
     if error is not None:
-        record["error"] = f"{type(error).__name__}: {error}"
-    write_json(run_dir / "status.json", record)
+        record["error"] = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    path = run_dir / "status.json"
+    try:
+        write_json(path, record)
+    except OSError as err:
+        if status == "running" or not is_disk_error(err):
+            raise
+        with suppress(OSError), path.open("w") as f:  # truncating frees the old content's space first
+            f.write(json.dumps(record, allow_nan=False))
+        log.error("%s could not be written whole: %s", path, one_line(err))
+
+
+def recorded_status(record: dict) -> tuple[str, str]:
+    """A status.json record's status and error. "running" holds only while its process lives: a
+    run whose process died without recording an outcome (SIGKILL, a full disk) is interrupted.
+    A process on another host cannot be seen, so its run stays running."""
+    status, error = record.get("status", "unfinished"), record.get("error", "")
+    if status == "running" and record.get("host") == socket.gethostname() and not process_alive(record.get("pid")):
+        return "interrupted", f"its process (pid {record['pid']}) ended without recording an outcome"
+    return status, error
+
+
+def process_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # not known: assume alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def save_hydra_record(run_dir: Path, cfg: DictConfig) -> None:
@@ -77,7 +105,7 @@ def save_hydra_record(run_dir: Path, cfg: DictConfig) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, node in (("config.yaml", cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})),
                        ("overrides.yaml", hydra_cfg.overrides.task)):
-        (folder / name).write_text(OmegaConf.to_yaml(node))
+        write_text(folder / name, OmegaConf.to_yaml(node))
 
 
 KEPT_IN_PLACE = ("train.log", "attempts", ".lock")  # across attempts

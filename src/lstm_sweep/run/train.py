@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -22,15 +23,17 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from lstm_sweep.conf.schema import check_config
+from lstm_sweep.conf.schema import check_config, check_overrides
 from lstm_sweep.data.datamodule import LMDataModule
-from lstm_sweep.errors import ConfigError, LstmSweepError, RunBusy, RunFinished
+from lstm_sweep.errors import ConfigError, RunBusy, RunFinished, one_line, user_message
+from lstm_sweep.files import write_json
 from lstm_sweep.run.callbacks import DivergenceWatch, EpochLog, Throughput
 from lstm_sweep.run.folder import (
     archive_previous_attempt,
@@ -39,8 +42,8 @@ from lstm_sweep.run.folder import (
     run_lock,
     save_hydra_record,
     set_status,
-    write_json,
 )
+from lstm_sweep.run.logfile import NOT_IN_RUN_LOG
 from lstm_sweep.run.module import LitLanguageModel
 from lstm_sweep.run.resume import (
     RESUME_FILE,
@@ -190,11 +193,12 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
         set_status(run_dir, "running")
         try:
             metrics = train(cfg, run_dir, resume_from)
-        except SIGTERMException as err:  # Lightning's, with no exit status: stopped, not done
-            set_status(run_dir, "interrupted", err)
+        except SIGTERMException:  # Lightning's, with no exit status: stopped, not done
+            set_status(run_dir, "interrupted", "stopped by SIGTERM")
             raise SystemExit(128 + signal.SIGTERM) from None
         except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C into exit(1)
-            set_status(run_dir, "interrupted", err)
+            ctrl_c = isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)
+            set_status(run_dir, "interrupted", "stopped by Ctrl-C (SIGINT)" if ctrl_c else err)
             raise
         except BaseException as err:
             set_status(run_dir, "failed", err)
@@ -207,8 +211,15 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
     """One job of a multirun: skip it if finished; record, never raise, a failure."""
     try:
         return record_run(cfg, run_dir)
+    except (KeyboardInterrupt, SystemExit) as stop:  # recorded as interrupted: the sweep stops
+        if multiprocessing.parent_process() is not None:
+            # A launcher's worker (joblib's) would go on to its next queued run: it ends here.
+            logging.shutdown()
+            os._exit(stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int)
+                     else 128 + signal.SIGINT)
+        raise
     except RunFinished:
-        log.info("%s already finished: skipped", run_dir.name)
+        log.info("%s already finished: skipped", run_dir.name, extra=NOT_IN_RUN_LOG)
         try:
             return json.loads((run_dir / "metrics.json").read_text())
         except ValueError:  # damaged: never rewritten; lstm-aggregate lists it as such
@@ -218,8 +229,8 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
         log.info("%s: skipped", err)
         return None
     except Exception as err:  # a failed run is recorded; it must not stop the sweep
-        log.error("run %s failed: %s: %s", run_dir.name, type(err).__name__, err,
-                  exc_info=not isinstance(err, LstmSweepError))
+        message = user_message(err)
+        log.error("run %s failed: %s", run_dir.name, message or one_line(err), exc_info=message is None)
         return None
 
 
@@ -232,12 +243,45 @@ def hydra_main(cfg: DictConfig) -> None:
         return
     try:
         record_run(cfg, run_dir)
-    except LstmSweepError as err:
-        log.error("%s", err)  # to stderr and the run's train.log
+    except Exception as err:
+        message = user_message(err)
+        if message is None:
+            raise
+        # to stderr and the run's train.log, unless the run is someone else's: a finished one
+        log.error("%s", message, extra=NOT_IN_RUN_LOG if isinstance(err, RunFinished) else None)
         sys.exit(1)
 
 
+def unwritable_output(overrides: list[str], multirun: bool) -> str | None:
+    """Why the run's (or sweep's) folder cannot be written, if it cannot: Hydra creates it
+    before any code of ours runs, and its refusal is a traceback."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    folder = next((a.split("=", 1)[1] for a in reversed(overrides) if a.startswith(key + "=")),
+                  "multirun" if multirun else "outputs")
+    existing = Path(folder.split("${")[0].strip("'\"") or ".").absolute()  # the literal part, as far as it exists
+    while not existing.exists():
+        existing = existing.parent
+    if os.access(existing, os.W_OK | os.X_OK):
+        return None
+    reason = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "permission denied"
+    return f"{key}={folder}: cannot write in {existing} ({reason})"
+
+
 def main() -> None:
-    """lstm-train. `+experiment=NAME`, the older spelling, still means experiment=NAME."""
+    """lstm-train. `+experiment=NAME`, the older spelling, still means experiment=NAME.
+    Overrides and the output folder are checked first, so their faults take one line."""
     sys.argv = [arg[1:] if arg.startswith("+experiment=") else arg for arg in sys.argv]
-    hydra_main()
+    args = get_args_parser().parse_args(sys.argv[1:])  # Hydra's own command line
+    try:
+        check_overrides(args.overrides)
+        writes = not (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion)
+        problem = unwritable_output(args.overrides, args.multirun) if writes else None
+    except ConfigError as err:
+        problem = str(err)
+    if problem:
+        print(f"lstm-train: error: {problem}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        hydra_main()
+    except KeyboardInterrupt:  # Ctrl-C while a launcher waits for its jobs: each recorded itself
+        sys.exit(128 + signal.SIGINT)

@@ -23,13 +23,15 @@ import shlex
 import signal
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
-from lstm_sweep.errors import LstmSweepError
+from lstm_sweep.errors import user_message
+from lstm_sweep.sweep.child import PARENT_VARIABLE
 from lstm_sweep.sweep.grid import COMMAND_VARIABLE
 
 log = logging.getLogger("lstm_sweep.sweep")
@@ -80,6 +82,12 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def pass_on(child: subprocess.Popen, signum: int) -> None:
+    """The signal to the child's whole process group: every run records itself as interrupted."""
+    with suppress(ProcessLookupError):  # the group has just ended
+        os.killpg(child.pid, signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -89,21 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # Hydra's parser: an override that is not key=value
         log.error("%s", str(err).strip().splitlines()[0])
         return 1
+    # Its own process group, which its job workers join: a signal to this command is passed to
+    # all of them (a terminal's Ctrl-C too, as the group is out of the terminal's reach), and
+    # if this command is killed outright the child stops the group itself (child.py).
     child = subprocess.Popen(
         [sys.executable, "-m", "lstm_sweep.run", "--multirun", *args.overrides,
          f"hydra.sweep.dir={quote(str(sweep_dir))}"],
-        env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv])})
-    # A `kill` reaches only this process: pass it on. A terminal's Ctrl-C reaches both: wait
-    # for the child to record its interrupted run.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, lambda received, frame: child.send_signal(received))
-    while True:
-        try:
-            child.wait()
-            break
-        except KeyboardInterrupt:
-            continue
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+        start_new_session=True,
+        env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv]), PARENT_VARIABLE: str(os.getpid())})
+    stopping = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    for signum in stopping:
+        signal.signal(signum, lambda received, frame: pass_on(child, received))
+    child.wait()
+    for signum in stopping:
         signal.signal(signum, signal.SIG_DFL)
     if child.returncode < 0 or child.returncode >= 128 or interrupted(sweep_dir):
         # stopped by a signal: no report of a sweep cut short
@@ -119,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             sweep, out = write_report(sweep_dir, args.out)
             runs = sweep.runs
             log.info("report: %s", out / "REPORT.md")
-    except LstmSweepError as err:
-        log.error("%s", err)
+    except Exception as err:
+        message = user_message(err)
+        if message is None:
+            raise
+        log.error("%s", message)
         return 1
     failed = runs[runs["status"] != "finished"]
     for _, run in failed.iterrows():
