@@ -134,3 +134,20 @@ def test_without_a_compiler_the_fast_path_falls_back_with_one_warning(monkeypatc
     reference, fast_stack = pair("two", 1, torch.float64)
     x, states, _, _ = problem(1, torch.float64, with_state=True)
     assert (fast_stack(x, states)[0] - reference(x, states)[0]).abs().max() < 1e-12
+
+
+def test_the_kernel_cache_keeps_a_build_per_environment(monkeypatch):
+    """Two virtualenvs (another torch, another Python, another compiler) must not share, and
+    so rebuild over, one cached build; the same environment must find its own again."""
+    flags = ["-mavx2"]
+    name = fast.kernel_build_name("avx2", flags)
+    assert fast.kernel_build_name("avx2", flags) == name
+    names = {name, fast.kernel_build_name("avx2", ["-mavx2", "-mfma"])}
+    for module, attribute, other in ((torch, "__version__", "9.9"), (torch, "__file__", "/elsewhere/torch/__init__.py"),
+                                     (fast.sys, "version", "3.99")):
+        with monkeypatch.context() as patch:
+            patch.setattr(module, attribute, other)
+            names.add(fast.kernel_build_name("avx2", flags))
+    monkeypatch.setenv("CXX", "clang++")
+    names.add(fast.kernel_build_name("avx2", flags))
+    assert len(names) == 6

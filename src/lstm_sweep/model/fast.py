@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -109,6 +111,16 @@ def load_kernels():
         return _kernels or None
 
 
+def kernel_build_name(isa: str, flags: list[str]) -> str:
+    """The build's name in torch's extension cache, from everything that makes two builds
+    differ: the source, the flags, the compiler, torch (its version and where it is, whose
+    headers the build includes) and Python. Two environments on one machine thus keep a
+    build each instead of rebuilding over each other's on every switch."""
+    key = "\n".join([KERNEL_SOURCE.read_text(), " ".join(flags), os.environ.get("CXX", "c++"),
+                     torch.__version__, os.path.dirname(torch.__file__), sys.version])
+    return f"lstm_sweep_kernels_{isa}_{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
 def _build_kernels():
     try:
         from torch.utils import cpp_extension
@@ -116,8 +128,7 @@ def _build_kernels():
         log.warning("fast LSTM kernels unavailable (%s); using the pure-PyTorch fast path", err)
         return None
     isa, flags = _compile_flags()
-    source_hash = hashlib.sha1(KERNEL_SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:10]
-    name = f"lstm_sweep_kernels_{isa}_{source_hash}"
+    name = kernel_build_name(isa, flags)
     try:
         start = time.perf_counter()
         cpp_extension.load(name=name, sources=[str(KERNEL_SOURCE)], is_python_module=False,

@@ -7,8 +7,10 @@ because each needs its own Lightning wiring (a monitored metric, an interval).
 
 from __future__ import annotations
 
+import inspect
+
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 
 class DecayAfter:
@@ -36,8 +38,16 @@ def _exponential(optimizer, s: dict) -> dict:
 SCHEDULES = {"none": None, "plateau": _plateau, "exponential": _exponential}
 
 
+def without_unknown_fused(optim: dict) -> dict:
+    """`optim.fused` means "fused where torch has it": dropped for a class without the argument."""
+    if "fused" not in optim:
+        return optim
+    accepts = inspect.signature(get_class(optim["_target_"])).parameters
+    return optim if "fused" in accepts else {k: v for k, v in optim.items() if k != "fused"}
+
+
 def configure_optimizers(params, optim: dict, schedule: dict):
     """What LightningModule.configure_optimizers returns for these `optim` and `schedule` configs."""
-    optimizer = instantiate(optim, params=params, _convert_="all")
+    optimizer = instantiate(without_unknown_fused(optim), params=params, _convert_="all")
     build = SCHEDULES[schedule["name"]]
     return optimizer if build is None else {"optimizer": optimizer, "lr_scheduler": build(optimizer, schedule)}

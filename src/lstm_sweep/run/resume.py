@@ -3,7 +3,8 @@
 Lightning's checkpoints restore the weights, optimizer, schedulers, loop counters and the
 callbacks' own state; what they lack is added here:
 
-- `ResumeCheckpoint` writes checkpoints/resume.ckpt as every epoch's first batch begins and
+- `ResumeCheckpoint` writes checkpoints/resume.ckpt as every epoch's first batch begins (but
+  the run's very first) and
   every `trainer.checkpoint_every_n_steps` steps (or `checkpoint_every_minutes`) after —
   at a batch's start, when the previous batch has been logged, so no logged point can
   fall between the checkpoint and the kill. Into every checkpoint it puts the torch,
@@ -95,7 +96,9 @@ class ResumeCheckpoint(Callback):
             self.pending_states = None
         due = (trainer.global_step % self.every_n_steps == 0 if self.every_n_steps
                else time.monotonic() - self.saved_at >= self.every_seconds)
-        if batch_idx == 0 or due:  # an epoch's start, as its first batch begins
+        # An epoch's start, as its first batch begins — but the run's first: a run killed before
+        # any checkpoint starts over, which ends the same, so that one would be written for nothing.
+        if (batch_idx == 0 or due) and trainer.global_step > 0:
             self._save(trainer)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module, checkpoint: dict) -> None:
