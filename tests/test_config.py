@@ -118,6 +118,37 @@ def test_any_torch_optimizer_is_built_from_its_target():
     assert type(sgd) is torch.optim.SGD and sgd.defaults["momentum"] == 0.9
 
 
+@pytest.mark.parametrize("group", ["adam", "adamw", "sgd"])
+def test_the_optimizer_step_is_fused_by_default_and_a_key_turns_it_off(group):
+    assert build(f"optim={group}").defaults["fused"] is True
+    assert not build(f"optim={group}", "optim.fused=false").defaults["fused"]
+    assert "fused" not in build("optim._target_=torch.optim.NAdam").defaults  # NAdam has none: ignored
+
+
+@pytest.mark.parametrize("group, extra", [("adam", []), ("adamw", []), ("sgd", ["optim.momentum=0.9"])])
+def test_the_fused_step_agrees_with_torchs_single_tensor_step(group, extra):
+    """The oracle: torch's plain per-parameter loop (foreach=False); 20 steps of a small LM."""
+    from lstm_sweep.model.lm import LanguageModel
+
+    trajectories = []
+    for fused in ("true", "false"):
+        torch.manual_seed(0)
+        model = LanguageModel(50, 8, 8, 1, cell="one")
+        cfg = compose_run(f"optim={group}", f"optim.fused={fused}", "optim.lr=0.01", *extra)
+        options = {**cfg.optim, **({} if fused == "true" else {"foreach": False})}
+        optimizer = optim.configure_optimizers(model.parameters(), options, cfg.schedule)
+        data = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            inputs, targets = torch.randint(0, 50, (4, 5), generator=data), torch.randint(0, 50, (4,), generator=data)
+            optimizer.zero_grad()
+            logits, _ = model(inputs, last_only=True)
+            torch.nn.functional.cross_entropy(logits, targets).backward()
+            optimizer.step()
+        trajectories.append([p.detach().clone() for p in model.parameters()])
+    for fused, plain in zip(*trajectories):
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+
+
 def test_schedules_are_wired_for_lightning():
     plateau = build("schedule=plateau")["lr_scheduler"]
     assert plateau["monitor"] == "val/ppl" and plateau["scheduler"].factor == 0.25

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TINY, compose_run
+from helpers import TINY, TINY_CORPUS, compose_run
 
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
@@ -57,6 +57,9 @@ def test_a_failing_run_is_recorded_and_the_others_finish(sweep):
     assert failed["error"].str.contains("model.cell='three' is not one of one, two, gru, rnn, torch").all()
     assert set(runs[runs["model.cell"] != "three"]["status"]) == {"finished"}
     assert "run cell=three,layers=1,seed=0 failed" in proc.stderr
+    # the sweep's own progress, one line per run as it ends, with or without progress bars
+    assert sum("runs done" in line for line in proc.stderr.splitlines()) == 12
+    assert "12 of 12 runs done (4 failed)" in proc.stderr
     report = (cwd / "reports" / "default" / "REPORT.md").read_text()
     assert "Runs: 8 finished of 12." in report and "`cell=three,layers=2,seed=1`: failed" in report
 
@@ -116,6 +119,29 @@ def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cach
     assert (interrupted / "metrics.json").exists()
     assert (interrupted / "attempts" / "0" / "status.json").exists()  # the old attempt kept aside
     assert json.loads((interrupted / "status.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_a_dry_run_lists_what_each_run_would_do_and_writes_nothing(sweep, cache_dir, tmp_path):
+    cwd, _ = sweep
+    folder = cwd / "multirun" / "small"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    proc = lstm_sweep(cwd, cache_dir, "--dry-run", "--dir", "multirun/small", *SMALL_GRID,
+                      "model.cell=one,two,three", "seed=0,1,2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = {line[21:]: line[:20].rstrip() for line in proc.stdout.splitlines()[:-1]}  # run: action
+    assert lines["cell=one,layers=1,seed=0"] == "skip (finished)"
+    assert lines["cell=three,layers=1,seed=0"] == "start over"  # failed: tried again
+    assert lines["cell=two,layers=2,seed=2"] == "start"  # a new seed
+    assert proc.stdout.splitlines()[-1] == ("18 runs in multirun/small: 6 start, 4 start over, "
+                                            "8 skip (finished); dry run, nothing started")
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert not (cwd / "reports" / "small").exists()
+    refused = lstm_sweep(cwd, cache_dir, "--dry-run", "--dir", "multirun/small", *SMALL_GRID, "trainer.max_epochs=3")
+    assert refused.returncode == 1 and "was swept with other fixed settings: trainer.max_epochs (2 → 3)" in refused.stderr
+    fresh = lstm_sweep(tmp_path, cache_dir, "--dry-run", *SMALL_GRID)
+    assert fresh.returncode == 0 and "8 runs in multirun/default/" in fresh.stdout and ": 8 start;" in fresh.stdout
+    assert not (tmp_path / "multirun").exists()
 
 
 @pytest.mark.slow
@@ -190,6 +216,25 @@ def test_a_stopped_sweep_stops_every_run_records_it_interrupted_and_completes_wh
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert set(read_sweep(tmp_path / "sw").runs["status"]) == {"finished"}
+
+
+@pytest.mark.slow
+def test_an_experiment_of_ones_own_is_found_through_config_dir(tmp_path, cache_dir):
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "narrow.yaml").write_text(
+        "# @package _global_\nmodel:\n  hidden_size: 12\n  embedding_size: 12\n")
+    args = [*TINY_CORPUS, "trainer.progress_bar=false", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
+    proc = lstm_sweep(tmp_path, cache_dir, "--config-dir", "mine", "experiment=narrow", "--dir", "sw", *args,
+                      "model.cell=one", "model.num_layers=1", "seed=0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = (tmp_path / "sw" / "run" / ".hydra" / "config.yaml").read_text()
+    assert "hidden_size: 12" in config and "embedding_size: 12" in config
+    assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["name"] == "narrow"
+    single = subprocess.run([str(BIN / "lstm-train"), "--config-dir", "mine", "experiment=narrow", *args,
+                             f"data.cache_dir={cache_dir}", "hydra.run.dir=one"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert "hidden_size: 12" in (tmp_path / "one" / ".hydra" / "config.yaml").read_text()
 
 
 @pytest.mark.slow

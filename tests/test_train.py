@@ -1,10 +1,15 @@
 """One run end to end: what it leaves behind, that it reproduces, and how it fails."""
 
+import contextlib
+import fcntl
 import json
 import logging
 import math
+import os
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -76,6 +81,7 @@ def test_last_checkpoint_is_the_final_epoch_even_after_validation_stops_improvin
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best-epoch0.ckpt", "last.ckpt"]
     last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 2 and last["global_step"] == metrics["steps"]
+    assert "optimizer_states" not in last  # weights only: resuming is resume.ckpt's
     datamodule = LMDataModule(cfg.data, seed=cfg.seed)
     datamodule.setup()
     assert abs(evaluate_by_hand(checkpoints / "last.ckpt", datamodule, "test") - metrics["test/loss"]) < 1e-5
@@ -253,3 +259,43 @@ def test_penn_small_trains_with_the_course_vocabulary(make_cfg, tmp_path):
     # 100 batches learn at least the word frequencies: a uniform guess over the vocabulary
     # scores 7,615; this run measured 683
     assert metrics["test/ppl"] < len(vocab["itos"]) / 8 and "data/oracle_ppl" not in metrics
+
+
+def test_the_step_loss_is_logged_at_every_log_every_n_steps_point_and_only_there(make_cfg, tmp_path):
+    """The step loss is logged only on the steps Lightning writes (a per-step log cost ~4% of
+    a step): every one of those points must still be there, across epochs."""
+    metrics = train(make_cfg("trainer.max_epochs=2", "trainer.log_every_n_steps=3"), tmp_path)
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(2, metrics["steps"], 3))
+
+
+@pytest.mark.slow
+def test_the_progress_bar_shows_on_a_terminal_and_stays_out_of_a_redirected_stdout(tmp_path, cache_dir):
+    args = [LSTM_TRAIN, *[o for o in TINY if not o.startswith("trainer.progress_bar")], f"data.cache_dir={cache_dir}"]
+    piped = subprocess.run([*args, f"hydra.run.dir={tmp_path / 'piped'}"], capture_output=True, text=True)
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    assert piped.stdout == ""  # not a byte of progress bar in a log file or a pipe
+    main, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal's size
+    proc = subprocess.Popen([*args, f"hydra.run.dir={tmp_path / 'terminal'}"], stdout=terminal,
+                            stderr=subprocess.DEVNULL)
+    os.close(terminal)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the run has closed its end
+        while chunk := os.read(main, 65536):
+            shown += chunk
+    os.close(main)
+    assert proc.wait(timeout=300) == 0
+    assert b"Epoch 1" in shown and b"it/s" in shown  # Lightning's bar, on the terminal
+
+
+def test_a_run_returns_its_objective_for_an_optimizing_sweeper_and_nan_when_it_did_not_finish(make_cfg, tmp_path):
+    from lstm_sweep.run.train import objective
+
+    cfg = make_cfg("trainer.max_epochs=1")
+    metrics = train(cfg, tmp_path)
+    assert objective(cfg, metrics) == metrics["best_val/ppl"]
+    cfg.objective = "test/ppl"
+    assert objective(cfg, metrics) == metrics["test/ppl"]
+    assert math.isnan(objective(cfg, None))  # a failed run: an optimizing sweeper marks the trial failed

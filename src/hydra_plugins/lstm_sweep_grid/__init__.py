@@ -3,11 +3,19 @@
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from lstm_sweep.sweep.grid import prepare_sweep
+from lstm_sweep.sweep.grid import prepare_sweep, preview
 
 
 class GridSweeper(BasicSweeper):
-    """Hydra's grid sweep; run folders named by the swept keys, and the sweep recorded in sweep.json."""
+    """Hydra's grid sweep; run folders named by the swept keys, and the sweep recorded in sweep.json.
+    With `dry_run`, it lists the runs it would start, resume and skip, and writes nothing."""
+
+    def __init__(self, max_batch_size, params=None, dry_run: bool = False):
+        super().__init__(max_batch_size, params)
+        self.dry_run = dry_run
 
     def sweep(self, arguments: list[str]):
-        return super().sweep(prepare_sweep(self.config, self.params, arguments))
+        launched = prepare_sweep(self.config, self.params, arguments, record=not self.dry_run)
+        if self.dry_run:
+            return preview(self.config, self.hydra_context.config_loader, [*self._parse_config(), *launched])
+        return super().sweep(launched)

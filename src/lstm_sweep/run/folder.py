@@ -72,6 +72,15 @@ def set_status(run_dir: Path, status: str, error: BaseException | str | None = N
         log.error("%s could not be written whole: %s", path, one_line(err))
 
 
+def read_status_file(run_dir: Path) -> dict:
+    """status.json's record; empty when there is none or it cannot be read."""
+    try:
+        record = json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def recorded_status(record: dict) -> tuple[str, str]:
     """A status.json record's status and error. "running" holds only while its process lives: a
     run whose process died without recording an outcome (SIGKILL, a full disk) is interrupted.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -102,18 +103,21 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
                  ResumeCheckpoint(checkpoints, t.checkpoint_every_n_steps, t.checkpoint_every_minutes, datamodule)]
     if t.early_stopping_patience is not None:  # stop once val/ppl has not improved for that many epochs
         callbacks.append(EarlyStopping(monitor="val/ppl", mode="min", patience=t.early_stopping_patience))
+    # Weights only (a third of a full checkpoint with Adam's moments): they are tested and
+    # sampled from; resuming is resume.ckpt's job.
     best = ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch}", auto_insert_metric_name=False,
-                           monitor="val/ppl", mode="min", save_top_k=1)
+                           monitor="val/ppl", mode="min", save_top_k=1, save_weights_only=True)
     # Not save_last=True: Lightning writes that last.ckpt only when it also writes a monitored
     # checkpoint, so once val/ppl stops improving "last" silently stays the best epoch. A
     # callback without a monitor writes the final weights of every epoch.
-    last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
+                           save_weights_only=True)
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
         gradient_clip_val=t.gradient_clip_val, gradient_clip_algorithm=t.gradient_clip_algorithm,
         deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        limit_test_batches=t.limit_test_batches, enable_progress_bar=t.progress_bar,
+        limit_test_batches=t.limit_test_batches, enable_progress_bar=show_progress_bar(t.progress_bar),
         num_sanity_val_steps=0, logger=logger, callbacks=[*callbacks, best, last], default_root_dir=str(run_dir),
         enable_model_summary=False, plugins=[AtomicCheckpointIO()])
 
@@ -152,6 +156,12 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
     finally:
         logger.close()
     return metrics
+
+
+def show_progress_bar(configured: bool | None) -> bool:
+    """trainer.progress_bar, or (null) whether stdout is a terminal: Lightning's bar redraws
+    itself many times a second, which in a log file or a pipe is megabytes of noise."""
+    return configured if configured is not None else sys.stdout.isatty()
 
 
 def torch_threads(configured: int | None) -> int | None:
@@ -208,7 +218,8 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
-    """One job of a multirun: skip it if finished; record, never raise, a failure."""
+    """One job of a multirun: skip it if finished; record, never raise, a failure. Returns the
+    run's metrics (None if it did not finish)."""
     try:
         return record_run(cfg, run_dir)
     except (KeyboardInterrupt, SystemExit) as stop:  # recorded as interrupted: the sweep stops
@@ -235,14 +246,14 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://lstm_sweep.conf", config_name="config")
-def hydra_main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> float:
+    """The run; returns its `objective` metric (NaN if it did not finish) for Hydra's sweepers."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        run_in_sweep(cfg, run_dir)
-        return
+        return objective(cfg, run_in_sweep(cfg, run_dir))
     try:
-        record_run(cfg, run_dir)
+        return objective(cfg, record_run(cfg, run_dir))
     except Exception as err:
         message = user_message(err)
         if message is None:
@@ -250,6 +261,11 @@ def hydra_main(cfg: DictConfig) -> None:
         # to stderr and the run's train.log, unless the run is someone else's: a finished one
         log.error("%s", message, extra=NOT_IN_RUN_LOG if isinstance(err, RunFinished) else None)
         sys.exit(1)
+
+
+def objective(cfg: DictConfig, metrics: dict | None) -> float:
+    value = (metrics or {}).get(cfg.objective)
+    return float(value) if value is not None else math.nan
 
 
 def unwritable_output(overrides: list[str], multirun: bool) -> str | None:

@@ -4,6 +4,7 @@
     lstm-sweep experiment=report2021 data.root=…/penn_small
     lstm-sweep model.hidden_size=64,128 seed='range(3)'
     lstm-sweep --dir multirun/report2021/2026-…    # complete an interrupted sweep
+    lstm-sweep --dry-run model.hidden_size=64,128  # what it would start, resume and skip
 
 The sweep itself is `lstm-train -m` with the same overrides, run as a child process (the
 grid and the run folders are its sweeper's, grid.py); this command picks the sweep folder,
@@ -33,8 +34,10 @@ from lstm_sweep.analysis.report import write_report
 from lstm_sweep.errors import user_message
 from lstm_sweep.sweep.child import PARENT_VARIABLE
 from lstm_sweep.sweep.grid import COMMAND_VARIABLE
+from lstm_sweep.sweep.progress import SweepProgress
 
 log = logging.getLogger("lstm_sweep.sweep")
+PROGRESS_SECONDS = 2  # how often the sweep folder is read for runs that ended
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -45,6 +48,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                                  "an existing one is completed, its finished runs skipped")
     parser.add_argument("--out", type=Path, help="the report folder (default: reports/<name>)")
     parser.add_argument("--no-report", action="store_true", help="run the sweep only")
+    parser.add_argument("--config-dir", "-cd", type=Path, metavar="DIR",
+                        help="a folder of your own configs, searched first (DIR/experiment/NAME.yaml is "
+                             "experiment=NAME), as lstm-train's --config-dir")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the runs the sweep would start, resume and skip (as finished); start none")
     args, overrides = parser.parse_known_args(argv)
     unknown = [o for o in overrides if o.startswith("--")]
     if unknown:
@@ -101,14 +109,22 @@ def main(argv: list[str] | None = None) -> int:
     # all of them (a terminal's Ctrl-C too, as the group is out of the terminal's reach), and
     # if this command is killed outright the child stops the group itself (child.py).
     child = subprocess.Popen(
-        [sys.executable, "-m", "lstm_sweep.run", "--multirun", *args.overrides,
-         f"hydra.sweep.dir={quote(str(sweep_dir))}"],
+        [sys.executable, "-m", "lstm_sweep.run", "--multirun",
+         *(["--config-dir", str(args.config_dir.absolute())] if args.config_dir else []), *args.overrides,
+         f"hydra.sweep.dir={quote(str(sweep_dir))}", *(["hydra.sweeper.dry_run=true"] if args.dry_run else [])],
         start_new_session=True,
         env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv]), PARENT_VARIABLE: str(os.getpid())})
     stopping = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
     for signum in stopping:
         signal.signal(signum, lambda received, frame: pass_on(child, received))
-    child.wait()
+    progress = SweepProgress(sweep_dir)
+    while True:
+        try:
+            child.wait(timeout=PROGRESS_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            progress.poll()
+    progress.poll()
     for signum in stopping:
         signal.signal(signum, signal.SIG_DFL)
     if child.returncode < 0 or child.returncode >= 128 or interrupted(sweep_dir):
@@ -116,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("the sweep was stopped; `lstm-sweep --dir %s` with the same overrides completes it", sweep_dir)
         code = child.returncode
         return 128 + (-code if code < 0 else code - 128 if code >= 128 else signal.SIGINT)
-    if child.returncode:  # the sweep itself was refused (its error is above); a failed run is not that
+    if child.returncode or args.dry_run:  # refused (its error is above; a failed run is not that), or a preview
         return child.returncode
     try:
         if args.no_report:

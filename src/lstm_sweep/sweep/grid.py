@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import platform
 import shlex
@@ -40,6 +41,7 @@ COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to rec
 class GridPlan:
     swept: list[str]          # keys given several values, in grid order
     fixed: dict[str, str]     # keys given one value, and that value
+    runs: int                 # how many runs the grid holds
 
 
 def plan_grid(params: dict | None, arguments: list[str]) -> GridPlan:
@@ -48,8 +50,10 @@ def plan_grid(params: dict | None, arguments: list[str]) -> GridPlan:
     overrides = {str(k): parser.parse_override(f"{k}={v}") for k, v in (params or {}).items()}
     for override in parser.parse_overrides(arguments):  # the command line wins, and adds keys
         overrides[override.key_or_group] = override
-    return GridPlan([k for k, o in overrides.items() if o.is_sweep_override()],
-                    {k: o.get_value_element_as_str() for k, o in overrides.items() if not o.is_sweep_override()})
+    swept = [o for o in overrides.values() if o.is_sweep_override()]
+    return GridPlan([o.key_or_group for o in swept],
+                    {k: o.get_value_element_as_str() for k, o in overrides.items() if not o.is_sweep_override()},
+                    math.prod(len(list(o.sweep_string_iterator())) for o in swept))
 
 
 def previous_starts(sweep_dir: Path) -> list[dict]:
@@ -67,6 +71,14 @@ def previous_starts(sweep_dir: Path) -> list[dict]:
         return []
 
 
+def readable_starts(sweep_dir: Path) -> list[dict]:
+    """sweep.json's starts, read only (a damaged or missing record: none)."""
+    try:
+        return list(json.loads((sweep_dir / SWEEP_FILE).read_text())["starts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -> None:
     """A sweep's runs share its fixed settings: completing a sweep folder with others would
     skip its finished runs and report their numbers under settings they never had."""
@@ -81,17 +93,21 @@ def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -
                           "the same ones, or sweep into another folder")
 
 
-def prepare_sweep(config, params: dict | None, arguments: list[str]) -> list[str]:
-    """Record the sweep's start; return the overrides to launch, which name run folders by
-    the swept keys alone."""
+def prepare_sweep(config, params: dict | None, arguments: list[str], record: bool = True) -> list[str]:
+    """Record the sweep's start (unless `record` is false: a dry run, which writes nothing but
+    is refused as the sweep would be); return the overrides to launch, which name run
+    folders by the swept keys alone."""
     plan = plan_grid(params, arguments)
     sweep_dir = Path(config.hydra.sweep.dir)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(sweep_dir / ".sweep.lock")):  # two sweeps starting on one folder
-        starts = previous_starts(sweep_dir)
-        refuse_other_settings(sweep_dir, plan, starts)
-        name = config.hydra.runtime.choices.get("experiment") or "default"
-        record_start(sweep_dir, name, plan, starts)
+    name = config.hydra.runtime.choices.get("experiment") or "default"
+    if record:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(sweep_dir / ".sweep.lock")):  # two sweeps starting on one folder
+            starts = previous_starts(sweep_dir)
+            refuse_other_settings(sweep_dir, plan, starts)
+            record_start(sweep_dir, name, plan, starts)
+    else:
+        refuse_other_settings(sweep_dir, plan, readable_starts(sweep_dir))
     log.info("sweep %s over %s -> %s", name, ", ".join(plan.swept) or "one run", sweep_dir)
     exclude = sorted({*plan.fixed, *NEVER_IN_NAMES})
     return [*arguments, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
@@ -105,6 +121,7 @@ def record_start(sweep_dir: Path, name: str, plan: GridPlan, starts: list[dict])
     starts = [*starts, {
         "command": os.environ.get(COMMAND_VARIABLE) or shlex.join(["lstm-train", *sys.argv[1:]]),
         "fixed": plan.fixed,
+        "runs": plan.runs,
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()})",
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -112,3 +129,37 @@ def record_start(sweep_dir: Path, name: str, plan: GridPlan, starts: list[dict])
     }]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_json(sweep_dir / SWEEP_FILE, {"name": name, "swept": plan.swept, "starts": starts})
+
+
+PREVIEW_ACTIONS = ("start", "resume", "start over", "skip (finished)", "skip (being trained)")
+
+
+def preview(config, config_loader, overrides: list[str]) -> list:
+    """A dry run: each run the sweep would launch, with what would happen to it, on stdout."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from omegaconf import OmegaConf
+
+    from lstm_sweep.run.folder import is_finished, read_status_file, recorded_status
+
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    sweep_dir = Path(config.hydra.sweep.dir)
+    counts: dict[str, int] = {}
+    for job in jobs:
+        job_config = config_loader.load_sweep_config(config, list(job))
+        run_dir = sweep_dir / str(OmegaConf.select(job_config, "hydra.sweep.subdir"))
+        if is_finished(run_dir):
+            action = "skip (finished)"
+        elif recorded_status(read_status_file(run_dir))[0] == "running":
+            action = "skip (being trained)"
+        elif (run_dir / "checkpoints" / "resume.ckpt").is_file():
+            action = "resume"
+        elif run_dir.exists():
+            action = "start over"
+        else:
+            action = "start"
+        counts[action] = counts.get(action, 0) + 1
+        print(f"{action:<20} {run_dir.name}", flush=True)
+    summary = ", ".join(f"{counts[action]} {action}" for action in PREVIEW_ACTIONS if action in counts)
+    print(f"{len(jobs)} runs in {sweep_dir}: {summary}; dry run, nothing started", flush=True)
+    return []
