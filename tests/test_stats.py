@@ -12,7 +12,14 @@ from scipy import stats as scipy_stats
 from lstm_sweep.analysis.compare import reference_ppl, runs_with
 from lstm_sweep.analysis.read import Sweep
 from lstm_sweep.analysis.report import judge_claim, reference_section
-from lstm_sweep.analysis.stats import compare, describe, one_factor_comparisons
+from lstm_sweep.analysis.stats import (
+    compare,
+    correct,
+    describe,
+    hedges_g,
+    one_factor_comparisons,
+    seeds_for_power,
+)
 from lstm_sweep.analysis.tables import summary_tables
 
 
@@ -38,14 +45,56 @@ def test_compare_matches_scipy_and_reads_as_a_verdict():
     assert c.diff == pytest.approx(44.2) and c.p_welch == pytest.approx(welch.pvalue)
     assert (c.ci_low, c.ci_high) == pytest.approx(tuple(welch.confidence_interval(0.95)))
     assert c.n_pairs == 5 and c.p_paired == pytest.approx(paired.pvalue)
-    assert c.verdict == f"2 layers worse than 1 layer by 44.2 ± {(c.ci_high - c.ci_low) / 2:.2g} ppl, p < 0.001"
+    assert c.verdict == (f"2 layers worse than 1 layer by 44.2 ppl (95% CI ± {(c.ci_high - c.ci_low) / 2:.2g}), "
+                         f"g = {c.hedges_g:.2f}, p < 0.001")
+
+
+def test_hedges_g_is_the_pooled_standardised_difference_corrected_for_small_samples():
+    # A textbook case: means 3 and 5, both sample stds sqrt(2.5); d = 2 / 1.5811; J = 1 − 3/31.
+    g = hedges_g(np.array([1.0, 2, 3, 4, 5]), np.array([3.0, 4, 5, 6, 7]))
+    assert g == pytest.approx(2 / math.sqrt(2.5) * (1 - 3 / 31))
+    assert math.isnan(hedges_g(np.array([1.0]), np.array([2.0, 3.0])))
+
+
+@pytest.mark.parametrize("g", [0.3, 0.8, 1.5, -2.0])
+def test_the_seeds_for_80_percent_power_reach_it_and_one_fewer_does_not(g):
+    """The oracle: a two-sided two-sample t-test's power from scipy's noncentral t."""
+    def power(n: int) -> float:
+        df, nc = 2 * n - 2, abs(g) * math.sqrt(n / 2)
+        critical = scipy_stats.t.ppf(0.975, df)
+        return scipy_stats.nct.sf(critical, df, nc) + scipy_stats.nct.cdf(-critical, df, nc)
+
+    n = int(seeds_for_power(g))
+    assert power(n) >= 0.8 and (n == 2 or power(n - 1) < 0.8)
+
+
+def test_huge_and_null_effects_need_the_fewest_seeds_or_have_no_answer():
+    assert seeds_for_power(10.0) == 2 and math.isnan(seeds_for_power(0.0)) and math.isnan(seeds_for_power(math.nan))
+
+
+def test_holms_correction_adjusts_the_reports_p_values_together_and_redoes_the_verdicts():
+    table = runs({("one", 1): [280, 282, 281], ("one", 2): [330, 333, 329],
+                  ("two", 1): [281, 279, 284], ("two", 2): [319, 321, 318]})
+    pairs = one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl")
+    raw = [c.p_welch for c in pairs]
+    correct(pairs, "holm")
+    # Holm by hand: sort ascending, multiply the k-th smallest by (m − k), keep it monotone, cap at 1.
+    order, m, running = np.argsort(raw), len(raw), 0.0
+    expected = [0.0] * m
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * raw[i]))
+        expected[i] = running
+    assert [c.p_adjusted for c in pairs] == pytest.approx(expected)
+    assert all(c.correction == "holm" and "(Holm)" in c.verdict for c in pairs)
+    correct(pairs := one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl"), "none")
+    assert [c.p_adjusted for c in pairs] == raw
 
 
 def test_overlapping_runs_give_no_detectable_difference():
     a = runs({("one", 1): [280, 290, 275, 285]})
     b = runs({("two", 1): [283, 279, 288, 281]})
     c = compare(a, b, "test/ppl", "model.cell", "one", "two", {}, "ppl")
-    assert c.verdict.startswith("model two vs model one: no detectable difference (+0.25 ± ")
+    assert c.verdict.startswith("model two vs model one: no detectable difference (+0.25 ppl, 95% CI ± ")
     assert c.p_welch > 0.5
 
 

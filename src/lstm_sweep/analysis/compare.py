@@ -112,7 +112,7 @@ class ClaimFinding:
     context: dict                   # the other factors' values; {}: all runs
     outcome: str                    # "holds", "reversed", "not supported" or "untestable"
     diff: float                     # mean ppl of `worse` − of `better`
-    p_welch: float
+    p: float                        # Welch's, after the report's correction
 
 
 def claim_findings(claim: dict, comparisons: list[Comparison]) -> list[ClaimFinding]:
@@ -123,13 +123,13 @@ def claim_findings(claim: dict, comparisons: list[Comparison]) -> list[ClaimFind
         if c.factor != factor or {c.a, c.b} != {better, worse}:
             continue
         diff = c.diff if c.b == worse else -c.diff  # c.diff is b − a
-        if math.isnan(c.p_welch):
+        if math.isnan(c.p_adjusted):
             outcome = "untestable"
-        elif c.p_welch < ALPHA:
+        elif c.p_adjusted < ALPHA:
             outcome = "holds" if diff > 0 else "reversed"
         else:
             outcome = "not supported"
-        found.append(ClaimFinding(c.context, outcome, diff, c.p_welch))
+        found.append(ClaimFinding(c.context, outcome, diff, c.p_adjusted))
     return found
 
 

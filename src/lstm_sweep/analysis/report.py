@@ -27,7 +27,14 @@ from lstm_sweep.analysis.compare import (
 )
 from lstm_sweep.analysis.figures import figures
 from lstm_sweep.analysis.read import DAMAGED, SWEEP_FILE, Sweep, read_sweep
-from lstm_sweep.analysis.stats import ALPHA, format_p, one_factor_comparisons
+from lstm_sweep.analysis.stats import (
+    ALPHA,
+    CORRECTIONS,
+    POWER,
+    correct,
+    format_p,
+    one_factor_comparisons,
+)
 from lstm_sweep.analysis.tables import (
     config_label,
     context_label,
@@ -90,7 +97,7 @@ def judge_claim(claim: dict, comparisons) -> str:
         else:
             noise = ", within seed noise" if finding.outcome == "not supported" else ""
             found.append(f"{where}: **{finding.outcome}**{noise} "
-                         f"({finding.diff:+.1f} ppl, {format_p(finding.p_welch)})")
+                         f"({finding.diff:+.1f} ppl, {format_p(finding.p)})")
     return "; ".join(found) if found else "not testable in this sweep"
 
 
@@ -144,10 +151,19 @@ def resolve_out(sweep: Sweep, out: Path | None) -> Path:
     return out
 
 
+def correction_note(correction: str, comparisons: int) -> str:
+    if correction == "holm":
+        return (f"A verdict is Welch's t-test at α = {ALPHA} after Holm's correction over the {comparisons} "
+                "comparisons (`lstm-aggregate --correction none` for uncorrected p-values).")
+    return (f"No correction is made for the {comparisons} comparisons (`--correction none`); a verdict is "
+            f"Welch's at α = {ALPHA}.")
+
+
 def write_report(sweep_dir: str | Path, out: str | Path | None = None,
-                 variations: list[tuple[str, str | Path]] = ()) -> tuple[Sweep, Path]:
+                 variations: list[tuple[str, str | Path]] = (), correction: str = "holm") -> tuple[Sweep, Path]:
     """Write the report of `sweep_dir`; `variations` are (label, sweep folder) of the same
-    grid run with one thing changed, to compare with."""
+    grid run with one thing changed, to compare with; `correction` (holm or none) is made
+    over the report's one-factor comparisons."""
     sweep = read_sweep(sweep_dir)
     others = [(label, read_sweep(folder)) for label, folder in variations]
     for label, other in others:
@@ -160,7 +176,7 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
     write_csv(sweep.epochs, out / "epochs.csv")
 
     summaries = summary_tables(sweep, out)
-    comparisons = one_factor_comparisons(sweep.finished, sweep.factors, "test/ppl", "ppl")
+    comparisons = correct(one_factor_comparisons(sweep.finished, sweep.factors, "test/ppl", "ppl"), correction)
     stats_md = statistics_table(comparisons, out)
     verdicts = [c.verdict + (f" (at {context_label(c.context)})" if c.context else "") for c in comparisons]
     per_config = per_configuration_tables(sweep, out)
@@ -189,8 +205,10 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
         parts += [caption, "", markdown, ""]
     if verdicts:
         parts += ["## Statistics", "", *[f"- {v}" for v in verdicts], "",
-                  f"No correction is made for the {len(verdicts)} comparisons; a verdict is Welch's at "
-                  f"α = {ALPHA}. Lower perplexity is better.", "", stats_md, ""]
+                  correction_note(correction, len(verdicts)) + " Lower perplexity is better. "
+                  "± is the half-width of the difference's 95% confidence interval; g is Hedges' g; the "
+                  "table's \"seeds for 80% power\" is how many seeds per configuration would detect a "
+                  f"difference of that size with {POWER:.0%} power.", "", stats_md, ""]
     if reference_md:
         parts += ["## Against the reference", "", reference_md, ""]
     if variations_md:
@@ -217,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", action="append", default=[], metavar="LABEL=DIR",
                         help="another sweep of the same grid with one thing changed, e.g. "
                              "'without shuffling=multirun/x' (repeatable)")
+    parser.add_argument("--correction", choices=CORRECTIONS, default="holm",
+                        help="over the report's one-factor comparisons (default: holm)")
     args = parser.parse_args(argv)
     variations = []
     for item in args.compare:
@@ -226,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         variations.append((label, Path(folder)))
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     try:
-        sweep, out = write_report(args.sweep_dir, args.out, variations)
+        sweep, out = write_report(args.sweep_dir, args.out, variations, args.correction)
     except Exception as err:
         message = user_message(err)
         if message is None:

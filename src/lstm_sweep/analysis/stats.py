@@ -4,13 +4,18 @@ Nothing else in the analysis computes an interval or a test. Two configurations 
 compared when they differ in exactly one factor. For a metric where lower is better (loss,
 perplexity) each comparison reports the mean difference (b − a) with its 95% confidence
 interval and Welch's t-test (no equal-variance or pairing assumption), and, over the seeds
-both have, the paired-by-seed t-test. The verdict is Welch's at α = 0.05; no correction is
-made for the number of comparisons, which the report states.
+both have, the paired-by-seed t-test; the effect size as Hedges' g (the difference over the
+pooled standard deviation, corrected for small samples); and how many seeds per
+configuration would detect a difference of that size with 80% power at α = 0.05
+(statsmodels' two-sample t-test power). The verdict is Welch's at α = 0.05, by default
+after Holm's correction over the report's comparisons (statsmodels), which the report
+states; `--correction none` gives the uncorrected verdicts.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -21,6 +26,8 @@ from scipy import stats
 from lstm_sweep.naming import level_label
 
 ALPHA = 0.05
+POWER = 0.8
+CORRECTIONS = ("holm", "none")
 
 
 @dataclass
@@ -42,6 +49,11 @@ class Comparison:
     paired_diff: float
     p_paired: float
     verdict: str
+    hedges_g: float = math.nan        # (b − a) / pooled std, small-sample corrected
+    seeds_for_power: float = math.nan  # runs per configuration to detect |g| with 80% power at α
+    p_adjusted: float = math.nan      # p_welch after the report's correction (= p_welch for none)
+    correction: str = "none"
+    unit: str = ""
 
 
 class Description(NamedTuple):
@@ -96,18 +108,71 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str, factor: str, level_a,
             paired_diff = float((pairs[f"{metric}_b"] - pairs[f"{metric}_a"]).mean())
         if n_pairs >= 2:
             p_paired = float(stats.ttest_rel(pairs[f"{metric}_b"], pairs[f"{metric}_a"]).pvalue)
-    label_a, label_b = level_label(factor, level_a), level_label(factor, level_b)
-    if math.isnan(p_welch):
-        verdict = f"{label_b} vs {label_a}: too few runs to test (n = {n_a} and {n_b})"
-    elif p_welch < ALPHA:
-        direction = "worse" if diff > 0 else "better"  # lower loss and perplexity are better
-        verdict = (f"{label_b} {direction} than {label_a} by {abs(diff):.3g} ± {(high - low) / 2:.2g} "
-                   f"{unit}, {format_p(p_welch)}")
-    else:
-        verdict = (f"{label_b} vs {label_a}: no detectable difference ({diff:+.3g} ± {(high - low) / 2:.2g} "
-                   f"{unit}, {format_p(p_welch)})")
-    return Comparison(factor, level_a, level_b, context, metric, n_a, n_b, mean_a, mean_b, diff, low, high,
-                      p_welch, n_pairs, paired_diff, p_paired, verdict)
+    g = hedges_g(xa, xb)
+    comparison = Comparison(factor, level_a, level_b, context, metric, n_a, n_b, mean_a, mean_b, diff, low, high,
+                            p_welch, n_pairs, paired_diff, p_paired, "", g, seeds_for_power(g), p_welch, "none", unit)
+    comparison.verdict = verdict(comparison)
+    return comparison
+
+
+def hedges_g(xa, xb) -> float:
+    """(mean b − mean a) / pooled sample std, times the small-sample correction
+    J = 1 − 3 / (4 (n_a + n_b) − 9); NaN with fewer than two runs a side or no spread."""
+    n_a, n_b = len(xa), len(xb)
+    if n_a < 2 or n_b < 2:
+        return math.nan
+    pooled = math.sqrt(((n_a - 1) * np.var(xa, ddof=1) + (n_b - 1) * np.var(xb, ddof=1)) / (n_a + n_b - 2))
+    if pooled == 0:
+        return math.nan
+    return float((np.mean(xb) - np.mean(xa)) / pooled * (1 - 3 / (4 * (n_a + n_b) - 9)))
+
+
+def seeds_for_power(g: float) -> float:
+    """Runs per configuration a two-sided two-sample t-test needs to detect an effect of size
+    |g| with 80% power at α = 0.05 (statsmodels' TTestIndPower); NaN if g is 0 or unknown."""
+    from statsmodels.stats.power import TTestIndPower
+
+    if math.isnan(g) or g == 0:
+        return math.nan
+    analysis = TTestIndPower()
+    if analysis.power(effect_size=abs(g), nobs1=2, alpha=ALPHA) >= POWER:
+        return 2.0  # the fewest runs a t-test can use; the solver searches above it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a difference too small to reach: NaN, said in the table as "—"
+        try:
+            n = analysis.solve_power(effect_size=abs(g), alpha=ALPHA, power=POWER)
+        except (ValueError, RuntimeError):
+            return math.nan
+    return float(math.ceil(n)) if np.isfinite(n) else math.nan
+
+
+def verdict(c: Comparison) -> str:
+    label_a, label_b = level_label(c.factor, c.a), level_label(c.factor, c.b)
+    half = (c.ci_high - c.ci_low) / 2
+    p = format_p(c.p_adjusted) + (" (Holm)" if c.correction == "holm" else "")
+    if math.isnan(c.p_welch):
+        return f"{label_b} vs {label_a}: too few runs to test (n = {c.n_a} and {c.n_b})"
+    if c.p_adjusted < ALPHA:
+        direction = "worse" if c.diff > 0 else "better"  # lower loss and perplexity are better
+        return (f"{label_b} {direction} than {label_a} by {abs(c.diff):.3g} {c.unit} "
+                f"(95% CI ± {half:.2g}), g = {c.hedges_g:.2f}, {p}")
+    return (f"{label_b} vs {label_a}: no detectable difference ({c.diff:+.3g} {c.unit}, 95% CI ± {half:.2g}, "
+            f"g = {c.hedges_g:.2f}, {p})")
+
+
+def correct(comparisons: list[Comparison], correction: str) -> list[Comparison]:
+    """Adjust the comparisons' Welch p-values together (Holm's step-down, statsmodels), and
+    redo their verdicts; `none` leaves them as they are."""
+    from statsmodels.stats.multitest import multipletests
+
+    testable = [c for c in comparisons if not math.isnan(c.p_welch)]
+    if correction == "holm" and testable:
+        adjusted = multipletests([c.p_welch for c in testable], alpha=ALPHA, method="holm")[1]
+        for c, p in zip(testable, adjusted):
+            c.p_adjusted, c.correction = float(p), "holm"
+    for c in comparisons:
+        c.verdict = verdict(c)
+    return comparisons
 
 
 def one_factor_comparisons(runs: pd.DataFrame, factors: list[str], metric: str, unit: str) -> list[Comparison]:

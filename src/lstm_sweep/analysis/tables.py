@@ -131,6 +131,9 @@ def statistics_table(comparisons: list[Comparison], out: Path) -> str:
         "n": f"{c.n_b} / {c.n_a}",
         "mean difference": f"{c.diff:+.3f}",
         **welch_cells(c),
+        "Holm p" if c.correction == "holm" else "corrected p": number(c.p_adjusted, ".2g"),
+        "Hedges' g": number(c.hedges_g, "+.2f"),
+        "seeds for 80% power": number(c.seeds_for_power, ".0f"),
         "paired n": c.n_pairs,
         "paired mean difference": number(c.paired_diff, "+.3f"),
         "paired p": number(c.p_paired, ".2g"),
@@ -138,7 +141,9 @@ def statistics_table(comparisons: list[Comparison], out: Path) -> str:
     if not rows:
         return ""
     caption = ("Test perplexity, every pair of configurations that differ in one factor: mean difference "
-               "with Welch's 95% confidence interval and p-value, and the paired-by-seed t-test.")
+               "with Welch's 95% confidence interval and p-value (and after the report's correction), the effect "
+               "size as Hedges' g, the seeds per configuration that would detect it with 80% power at α = 0.05, "
+               "and the paired-by-seed t-test.")
     return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption)
 
 
