@@ -129,11 +129,17 @@ def test_summary_rows_are_the_last_factor_columns_the_one_before(tmp_path: Path)
     table = runs({("one", 1): [280, 282], ("two", 1): [281, 279], ("one", 2): [330, 334], ("two", 2): [319, 321]})
     sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell", "model.num_layers"])
     summary_tables(sweep, tmp_path)
-    grid = pd.read_csv(tmp_path / "summary_test_perplexity.csv")
-    assert list(grid.columns) == ["layers", "model one", "model two"]
-    assert grid["layers"].tolist() == ["1 layer", "2 layers"]
-    assert grid.loc[1, "model one"] == f"332.000 ± {np.std([330, 334], ddof=1):.3f} (n=2)"
+    shown = (tmp_path / "summary_test_perplexity.md").read_text()
+    assert "| layers   | model one             | model two             |" in shown
+    assert f"| 2 layers | 332.000 ± {np.std([330, 334], ddof=1):.3f} (n=2) |" in shown
     assert "\\begin{table}" in (tmp_path / "summary_test_perplexity.tex").read_text()
+    # the CSV holds the numbers, one column each
+    grid = pd.read_csv(tmp_path / "summary_test_perplexity.csv")
+    assert list(grid.columns) == ["model.cell", "model.num_layers", "mean", "std", "n", "ci_low", "ci_high"]
+    one_two = grid[(grid["model.cell"] == "one") & (grid["model.num_layers"] == 2)].iloc[0]
+    assert (one_two["mean"], one_two["n"]) == (332.0, 2) and one_two["std"] == pytest.approx(np.std([330, 334], ddof=1))
+    low, high = scipy_stats.t.interval(0.95, 1, loc=332.0, scale=scipy_stats.sem([330, 334]))
+    assert (one_two["ci_low"], one_two["ci_high"]) == pytest.approx((low, high))
 
 
 def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_path: Path):
@@ -149,9 +155,10 @@ def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_
     sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell"])
     config = OmegaConf.load(run / ".hydra" / "config.yaml")
     reference_section(sweep, tmp_path, [], config)
-    ours = pd.read_csv(tmp_path / "reference_comparison.csv")["ours (mean ± std, n)"].tolist()
+    ours = pd.read_csv(tmp_path / "reference_comparison.csv")
+    assert ours["n"].tolist() == [0, 2, 2] and ours["mean_ppl"].tolist()[1:] == [332.0, 320.0]
     spread = f"{np.std([331, 333], ddof=1):.3f}"
-    assert ours == ["—", f"332.000 ± {spread} (n=2)", f"320.000 ± {spread} (n=2)"]
+    assert f"| 332.000 ± {spread} (n=2)" in (tmp_path / "reference_comparison.md").read_text()
     assert reference_ppl(config.reference, {"model.cell": "two"}, config) == 318.0
     assert reference_ppl(config.reference, {"model.cell": "two"}, None) is None  # layers unknown
 

@@ -1,10 +1,13 @@
 """Numbers → tables: each written as Markdown, CSV and LaTeX, its Markdown returned for REPORT.md.
 
-Means are over finished runs only, and every mean shows its n.
+Means are over finished runs only, and every mean shows its n. The Markdown and LaTeX are
+formatted for reading ("285.190 ± 1.950 (n=10)"); the CSV beside them holds the numbers
+themselves, one column each (mean, std, n, ci_low, ci_high, p, …), for other programs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pandas as pd
 
 from lstm_sweep.analysis.compare import ReferenceRow, VariationRow, configurations
 from lstm_sweep.analysis.read import DAMAGED, Sweep
-from lstm_sweep.analysis.stats import Comparison, Description, describe
+from lstm_sweep.analysis.stats import Comparison, Description, describe, mean_half_width
 from lstm_sweep.files import replacing, write_text
 from lstm_sweep.naming import level_label, short_key
 
@@ -31,11 +34,14 @@ def write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
         table.to_csv(f, index=index)
 
 
-def write_table(table: pd.DataFrame, out: Path, stem: str, caption: str, index: bool = False) -> str:
-    """Write stem.md, stem.csv and stem.tex; return the Markdown."""
+def write_table(table: pd.DataFrame, out: Path, stem: str, caption: str, index: bool = False,
+                numbers: list[dict] | None = None) -> str:
+    """Write stem.md and stem.tex (formatted) and stem.csv (`numbers`, else the table as shown);
+    return the Markdown."""
     markdown = table.to_markdown(index=index, disable_numparse=True)
     write_text(out / f"{stem}.md", f"{caption}\n\n{markdown}\n")
-    write_csv(table, out / f"{stem}.csv", index=index)
+    write_csv(pd.DataFrame(numbers) if numbers is not None else table, out / f"{stem}.csv",
+              index=index and numbers is None)
     write_text(out / f"{stem}.tex", table.to_latex(index=index, caption=caption, label=f"tab:{stem}", escape=True))
     return markdown
 
@@ -84,7 +90,9 @@ def per_configuration_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
         rows.append({"Times": "Std", "The value of loss": f"{loss_std:.6f}", "The value of ppl": f"{ppl_std:.3f}"})
         caption = (f"Test loss and perplexity of {label}, one row per seed (Times = seed); "
                    f"Std is the sample standard deviation over n = {len(group)} runs.")
-        markdown = write_table(pd.DataFrame(rows), out, f"runs_{label}", caption)
+        numbers = [{"seed": int(r["seed"]) if "seed" in group else i + 1, "test/loss": r["test/loss"],
+                    "test/ppl": r["test/ppl"]} for i, (_, r) in enumerate(group.iterrows())]
+        markdown = write_table(pd.DataFrame(rows), out, f"runs_{label}", caption, numbers=numbers)
         sections.append((label, markdown))
     return sections
 
@@ -104,7 +112,7 @@ def summary_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
             outer_values = outer_values if isinstance(outer_values, tuple) else (outer_values,)
             rows = list(dict.fromkeys(part[row_f])) if row_f else [None]
             cols = list(dict.fromkeys(part[col_f])) if col_f else [None]
-            table = []
+            table, numbers = [], []
             for r in rows:
                 entry = {short_key(row_f) if row_f else "": level_label(row_f, r) if row_f else "all runs"}
                 for c in cols:
@@ -114,13 +122,22 @@ def summary_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
                     if col_f:
                         cell = cell[cell[col_f] == c]
                     entry[level_label(col_f, c) if col_f else f"test {name}"] = mean_std(describe(cell[metric]), digits)
+                    setting = dict(zip([*outer, col_f, row_f], [*outer_values, c, r]))
+                    numbers.append({**{k: v for k, v in setting.items() if k}, **mean_and_interval(cell[metric])})
                 table.append(entry)
             suffix = config_label(outer, outer_values) if outer else ""
             stem = f"summary_test_{name}" + (f"_{suffix}" if suffix else "")
             caption = (f"Mean test {name} ± sample std (n finished runs)"
                        + (f", {suffix}" if suffix else "") + ".")
-            sections.append((caption, write_table(pd.DataFrame(table), out, stem, caption)))
+            sections.append((caption, write_table(pd.DataFrame(table), out, stem, caption, numbers=numbers)))
     return sections
+
+
+def mean_and_interval(values) -> dict:
+    """mean, std (sample), n and the mean's 95% t interval, as numbers (NaN where undefined)."""
+    mean, std, n = describe(values)
+    half = mean_half_width(values)
+    return {"mean": mean, "std": std, "n": n, "ci_low": mean - half, "ci_high": mean + half}
 
 
 def statistics_table(comparisons: list[Comparison], out: Path) -> str:
@@ -144,7 +161,10 @@ def statistics_table(comparisons: list[Comparison], out: Path) -> str:
                "with Welch's 95% confidence interval and p-value (and after the report's correction), the effect "
                "size as Hedges' g, the seeds per configuration that would detect it with 80% power at α = 0.05, "
                "and the paired-by-seed t-test.")
-    return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption)
+    numbers = [{"factor": c.factor, "a": c.a, "b": c.b, "where": context_label(c.context),
+                **{k: v for k, v in dataclasses.asdict(c).items() if k not in ("factor", "a", "b", "context", "verdict")}}
+               for c in comparisons]
+    return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption, numbers=numbers)
 
 
 def reference_table(rows: list[ReferenceRow], out: Path) -> str:
@@ -157,12 +177,16 @@ def reference_table(rows: list[ReferenceRow], out: Path) -> str:
         "reference test loss": f"{row.reference_loss:.6f}" if row.reference_loss is not None else "—",
         "ours test loss": mean_std(row.loss, 6),
     } for row in rows]
+    numbers = [{**row.setting, "reference_ppl": row.reference_ppl, "reference_loss": row.reference_loss,
+                "mean_ppl": row.ppl.mean, "std_ppl": row.ppl.std, "n": row.ppl.n, "gap": row.gap,
+                "relative_gap": row.relative_gap, "reference_inside_ci": row.inside_ci,
+                "mean_loss": row.loss.mean, "std_loss": row.loss.std} for row in rows]
     return write_table(pd.DataFrame(table), out, "reference_comparison",
-                       "Our means beside the reference's (test perplexity and loss).")
+                       "Our means beside the reference's (test perplexity and loss).", numbers=numbers)
 
 
 def variation_table(sweep: Sweep, other: Sweep, label: str, rows: list[VariationRow], out: Path) -> str:
-    table = []
+    table, numbers = [], []
     for row in rows:
         entry = {"configuration": config_label(sweep.factors, row.values), "this sweep": mean_std(row.ours, 3),
                  label: mean_std(row.theirs, 3),
@@ -172,6 +196,11 @@ def variation_table(sweep: Sweep, other: Sweep, label: str, rows: list[Variation
             entry["reference"] = f"{row.reference_ppl:.3f}"
             entry[f"{label} − reference"] = f"{row.reference_gap:+.1%}" if row.theirs.n else "—"
         table.append(entry)
+        c = row.comparison
+        numbers.append({**dict(zip(sweep.factors, row.values)), "mean": row.ours.mean, "std": row.ours.std,
+                        "n": row.ours.n, "mean_other": row.theirs.mean, "std_other": row.theirs.std,
+                        "n_other": row.theirs.n, "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                        "p_welch": c.p_welch, "reference_ppl": row.reference_ppl})
     stem = "variation_" + "".join(ch if ch.isalnum() else "_" for ch in label)
     caption = f"Test perplexity of this sweep and of the same configurations with {label} ({other.folder})."
-    return write_table(pd.DataFrame(table), out, stem, caption)
+    return write_table(pd.DataFrame(table), out, stem, caption, numbers=numbers)
