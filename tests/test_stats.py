@@ -170,3 +170,24 @@ def test_runs_are_selected_by_their_columns_or_by_the_config_they_share():
     assert len(runs_with(table, {"model.cell": "one", "data.bptt": 35}, shared)) == 2
     assert len(runs_with(table, {"model.cell": "one", "data.bptt": 20}, shared)) == 0
     assert len(runs_with(table, {"model.cell": "one", "data.bptt": 35})) == 0  # nothing says which
+
+
+def test_the_figures_show_every_run_the_reference_and_the_oracle_as_png_and_pdf(tmp_path: Path):
+    from lstm_sweep.analysis.figures import figures
+
+    table = runs({("one", 1): [280, 284, 281], ("two", 1): [279, 283, 280]})
+    table["data/oracle_ppl"] = 150.0
+    table["run"] = [f"r{i}" for i in range(len(table))]
+    epochs = pd.DataFrame([{"run": r, "epoch": e, "train/ppl": 400.0 - 50 * e, "val/ppl": 420.0 - 40 * e}
+                           for r in table["run"] for e in range(3)])
+    shared = OmegaConf.create({"model": {"num_layers": 1}, "reference": {"results": [
+        {"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.5}]}})
+    made = figures(Sweep(tmp_path, table, epochs, ["model.cell"]), tmp_path, shared)
+    assert [file for _, file in made] == ["test_ppl.png", "learning_curves.png"]
+    assert "the published value" in made[0][0] and "the oracle floor" in made[0][0]
+    for stem in ("test_ppl", "learning_curves"):
+        assert (tmp_path / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (tmp_path / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
+    first = (tmp_path / "test_ppl.pdf").read_bytes()
+    figures(Sweep(tmp_path, table, epochs, ["model.cell"]), tmp_path, shared)
+    assert (tmp_path / "test_ppl.pdf").read_bytes() == first  # regenerates byte for byte

@@ -72,11 +72,12 @@ def test_every_artefact_is_written(sweep):
                  *(f"runs_cell={c},layers={n}" for c in ("one", "two") for n in (1, 2))]:
         for ext in ("md", "csv", "tex"):
             assert (out / f"{stem}.{ext}").stat().st_size > 0, f"{stem}.{ext}"
-    for figure in ("val_ppl.png", "test_ppl.png"):
-        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for figure in ("learning_curves", "test_ppl"):
+        assert (out / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / f"{figure}.pdf").read_bytes()[:5] == b"%PDF-"
     report = (out / "REPORT.md").read_text()
     for section in ("## Provenance", "## Results", "## Statistics", "## Figures", "## Runs per configuration",
-                    "torch 2.", "lstm-sweep --dir multirun/small", "![Validation perplexity"):
+                    "torch 2.", "lstm-sweep --dir multirun/small", "![Training and validation perplexity"):
         assert section in report, section
     table = (out / "runs_cell=two,layers=2.md").read_text()
     assert "| Times   | The value of loss   | The value of ppl   |" in table

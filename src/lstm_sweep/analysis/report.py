@@ -180,8 +180,8 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
     stats_md = statistics_table(comparisons, out)
     verdicts = [c.verdict + (f" (at {context_label(c.context)})" if c.context else "") for c in comparisons]
     per_config = per_configuration_tables(sweep, out)
-    made = figures(sweep, out)
     shared = newest_config(sweep)
+    made = figures(sweep, out, shared)
     reference_md = reference_section(sweep, out, comparisons, shared)
     variations_md = variations_section(sweep, out, others, shared)
 
