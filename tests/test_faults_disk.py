@@ -144,3 +144,15 @@ def _record(message: str, **extra):
     record = logging.LogRecord("test", logging.INFO, __file__, 1, message, None, None)
     record.__dict__.update(extra)
     return record
+
+
+@pytest.mark.parametrize("code, says", [
+    (errno.ENOSPC, "cannot write /out/x: No space left on device"),
+    (errno.EROFS, "cannot write /out/x: Read-only file system"),
+    (errno.EACCES, "permission denied: /out/x"),  # reading or writing: no more than is known
+])
+def test_a_disk_error_is_one_line_that_says_what_it_knows(code, says):
+    from lstm_sweep.errors import user_message
+
+    assert user_message(OSError(code, os.strerror(code), "/out/x")) == says
+    assert user_message(OSError(errno.EIO, "I/O error", "/out/x")) is None  # a fault: its traceback is wanted

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import STREAM, TINY, compose_run, outcome
 
 from lstm_sweep.errors import ConfigError
@@ -122,3 +123,20 @@ def test_a_damaged_resume_checkpoint_is_named_and_nothing_is_lost(tmp_path, cach
     with pytest.raises(ConfigError, match=f"{checkpoint} cannot be read .*trainer.resume=false"):
         record_run(compose_run(*overrides), tmp_path / "run")
     assert checkpoint.stat().st_size == 1000 and not (tmp_path / "run" / "attempts").exists()
+
+
+@pytest.mark.slow
+def test_a_run_started_before_the_fused_step_resumes_with_the_step_it_had(tmp_path, cache_dir):
+    """Its checkpoint's settings lack optim.fused: it ran torch's foreach step, so
+    optim.fused=false resumes it and the fused default is refused, naming the key."""
+    overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.checkpoint_every_n_steps=5"]
+    run_until_killed(tmp_path / "run", 12, [*overrides, "optim.fused=false"])
+    checkpoint_file = tmp_path / "run" / "checkpoints" / "resume.ckpt"
+    checkpoint = torch.load(checkpoint_file, map_location="cpu", weights_only=True)
+    del checkpoint["hyper_parameters"]["config"]["optim"]["fused"]  # as an older version wrote it
+    torch.save(checkpoint, checkpoint_file)
+    with pytest.raises(ConfigError, match=r"optim.fused \(False → True\)"):
+        record_run(compose_run(*overrides), tmp_path / "run")
+    record_run(compose_run(*overrides, "optim.fused=false"), tmp_path / "run")
+    record_run(compose_run(*overrides, "optim.fused=false"), tmp_path / "whole")
+    assert outcome(tmp_path / "run") == outcome(tmp_path / "whole")

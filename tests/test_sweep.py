@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers import TINY, TINY_CORPUS, compose_run
 
 from lstm_sweep.analysis.read import read_sweep
@@ -119,6 +121,10 @@ def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cach
     # nothing in a finished run's folder is touched, its train.log included
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished.rglob("*") if p.is_file()} == before
     assert "cell=one,layers=1,seed=0 already finished: skipped" in proc.stderr
+    # the run that ended in this start gets a line (the invalid cell=three ones are refused again
+    # before they start, leaving their records as they were)
+    assert sum("runs done" in line for line in proc.stderr.splitlines()) == 1
+    assert "12 of 12 runs done (4 failed)" in proc.stderr
     assert (interrupted / "metrics.json").exists()
     assert (interrupted / "attempts" / "0" / "status.json").exists()  # the old attempt kept aside
     assert json.loads((interrupted / "status.json").read_text())["status"] == "finished"
@@ -127,24 +133,41 @@ def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cach
 @pytest.mark.slow
 def test_a_dry_run_lists_what_each_run_would_do_and_writes_nothing(sweep, cache_dir, tmp_path):
     cwd, _ = sweep
-    folder = cwd / "multirun" / "small"
+    folder = tmp_path / "small"
+    shutil.copytree(cwd / "multirun" / "small", folder)
+    for name, hidden in (("cell=two,layers=2,seed=1", 16), ("cell=two,layers=1,seed=1", 32)):
+        interrupt(folder / name, hidden)  # killed mid-run; the second one's checkpoint has other settings
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    proc = lstm_sweep(cwd, cache_dir, "--dry-run", "--dir", "multirun/small", *SMALL_GRID,
-                      "model.cell=one,two,three", "seed=0,1,2")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = {line[21:]: line[:20].rstrip() for line in proc.stdout.splitlines()[:-1]}  # run: action
+    grid = [*SMALL_GRID, "model.cell=one,two,three", "seed=0,1,2"]
+    proc = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *grid)
+    assert proc.returncode == 0, proc.stderr[-2000:]  # an interrupted run in the folder is no stopped preview
+    lines = {name: action.rstrip() for action, name in (line.rsplit(" ", 1) for line in proc.stdout.splitlines()[:-1])}
     assert lines["cell=one,layers=1,seed=0"] == "skip (finished)"
     assert lines["cell=three,layers=1,seed=0"] == "start over"  # failed: tried again
     assert lines["cell=two,layers=2,seed=2"] == "start"  # a new seed
-    assert proc.stdout.splitlines()[-1] == ("18 runs in multirun/small: 6 start, 4 start over, "
-                                            "8 skip (finished); dry run, nothing started")
+    assert lines["cell=two,layers=2,seed=1"] == "resume"
+    assert lines["cell=two,layers=1,seed=1"] == "refused (settings differ)"
+    assert proc.stdout.splitlines()[-1] == ("18 runs in small: 6 start, 1 resume, 4 start over, "
+                                            "1 refused (settings differ), 6 skip (finished); dry run, nothing started")
+    anew = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *grid, "trainer.resume=false")
+    assert f"{'start over':<25} cell=two,layers=2,seed=1" in anew.stdout
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
-    assert not (cwd / "reports" / "small").exists()
-    refused = lstm_sweep(cwd, cache_dir, "--dry-run", "--dir", "multirun/small", *SMALL_GRID, "trainer.max_epochs=3")
+    assert not (tmp_path / "reports").exists()
+    refused = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *SMALL_GRID, "trainer.max_epochs=3")
     assert refused.returncode == 1 and "was swept with other fixed settings: trainer.max_epochs (2 → 3)" in refused.stderr
     fresh = lstm_sweep(tmp_path, cache_dir, "--dry-run", *SMALL_GRID)
     assert fresh.returncode == 0 and "8 runs in multirun/default/" in fresh.stdout and ": 8 start;" in fresh.stdout
     assert not (tmp_path / "multirun").exists()
+
+
+def interrupt(run: Path, hidden_size: int) -> None:
+    """Make a finished run look killed mid-run: no metrics, status interrupted, and a resume
+    checkpoint (its last weights, with the given model.hidden_size in its settings)."""
+    (run / "metrics.json").unlink()
+    (run / "status.json").write_text('{"status": "interrupted"}')
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"]["config"]["model"]["hidden_size"] = hidden_size
+    torch.save(checkpoint, run / "checkpoints" / "resume.ckpt")
 
 
 @pytest.mark.slow
@@ -337,7 +360,7 @@ def test_a_variation_sweep_is_compared_configuration_by_configuration(sweep, tmp
     _, out = write_report(folder, tmp_path / "report", [("the same again", folder)])
     report = (out / "REPORT.md").read_text()
     assert "## Variations" in report and "### the same again" in report
-    assert "- cell=one,layers=1: the same again vs this sweep: no detectable difference (+0 ± " in report
+    assert "- cell=one,layers=1: the same again vs this sweep: no detectable difference (+0 ppl, 95% CI ± " in report
     table = pd.read_csv(out / "variation_the_same_again.csv")
     assert len(table) == 4 and set(table["diff"]) == {0.0}
 

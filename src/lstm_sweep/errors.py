@@ -2,7 +2,7 @@
 
 import errno
 
-# A full, read-only or forbidden output disk: the user's to fix, so one line too.
+# A full, read-only or forbidden disk: the user's to fix, so one line too.
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
 
 
@@ -48,5 +48,7 @@ def user_message(err: BaseException) -> str | None:
         return str(err)
     if is_disk_error(err):
         where = f" {err.filename}" if err.filename else ""
+        if err.errno in (errno.EACCES, errno.EPERM):  # reading or writing: say no more than we know
+            return f"permission denied:{where}"
         return f"cannot write{where}: {err.strerror}"
     return None

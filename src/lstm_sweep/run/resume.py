@@ -40,6 +40,10 @@ from lstm_sweep.run.summary import flatten
 log = logging.getLogger("lstm_sweep.run.train")
 
 RESUME_FILE = "resume.ckpt"
+# Keys added since a checkpoint may have been written, with the value its run had in effect:
+# a run started before optim.fused existed took torch's foreach step (resume it with
+# optim.fused=false).
+LEGACY_DEFAULTS = {"optim.fused": False}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -141,6 +145,7 @@ def resume_point(run_dir: Path, config: dict) -> tuple[Path, int] | None:
         raise ConfigError(f"{path} cannot be read ({type(err).__name__}); set trainer.resume=false "
                           "to start the run over") from None
     before, now = flatten(saved), flatten(config)
+    before.update({k: v for k, v in LEGACY_DEFAULTS.items() if k not in before})
     changed = [k for k in sorted(set(before) | set(now))
                if before.get(k) != now.get(k) and not k.startswith(NOT_RESULTS)]
     if changed:

@@ -237,7 +237,7 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
             log.warning("%s cannot be read", run_dir / "metrics.json")
             return None
     except RunBusy as err:  # another sweep process on this folder trains it
-        log.info("%s: skipped", err)
+        log.info("%s: skipped", err, extra=NOT_IN_RUN_LOG)  # that run's log is the other process's
         return None
     except Exception as err:  # a failed run is recorded; it must not stop the sweep
         message = user_message(err)

@@ -24,6 +24,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -74,13 +75,14 @@ def default_sweep_dir(name: str) -> Path:
     return Path("multirun") / name / f"{dt.datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}"
 
 
-def interrupted(sweep_dir: Path) -> bool:
-    """Whether a run of the sweep says it was interrupted (Ctrl-C, a signal) in this start."""
+def interrupted(sweep_dir: Path, since: float) -> bool:
+    """Whether a run of the sweep was recorded as interrupted (Ctrl-C, a signal) in this start,
+    i.e. since `since` (an earlier start's interrupted run is what this one completes)."""
     for status in sweep_dir.glob("*/status.json"):
         try:
-            if json.loads(status.read_text()).get("status") == "interrupted":
+            if status.stat().st_mtime >= since and json.loads(status.read_text()).get("status") == "interrupted":
                 return True
-        except ValueError:
+        except (OSError, ValueError):
             continue
     return False
 
@@ -91,9 +93,10 @@ def quote(value: str) -> str:
 
 
 def pass_on(child: subprocess.Popen, signum: int) -> None:
-    """The signal to the child's whole process group: every run records itself as interrupted."""
+    """The signal to the child's whole process group: every run records itself as interrupted.
+    A hangup goes on as SIGTERM, which the runs handle (SIGHUP would kill them unrecorded)."""
     with suppress(ProcessLookupError):  # the group has just ended
-        os.killpg(child.pid, signum)
+        os.killpg(child.pid, signal.SIGTERM if signum == signal.SIGHUP else signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     # Its own process group, which its job workers join: a signal to this command is passed to
     # all of them (a terminal's Ctrl-C too, as the group is out of the terminal's reach), and
     # if this command is killed outright the child stops the group itself (child.py).
+    started = time.time()
     child = subprocess.Popen(
         [sys.executable, "-m", "lstm_sweep.run", "--multirun",
          *(["--config-dir", str(args.config_dir.absolute())] if args.config_dir else []), *args.overrides,
@@ -115,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         start_new_session=True,
         env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv]), PARENT_VARIABLE: str(os.getpid())})
     stopping = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-    for signum in stopping:
-        signal.signal(signum, lambda received, frame: pass_on(child, received))
+    before = {signum: signal.signal(signum, lambda received, frame: pass_on(child, received)) for signum in stopping}
     progress = SweepProgress(sweep_dir)
     while True:
         try:
@@ -125,14 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             progress.poll()
     progress.poll()
-    for signum in stopping:
-        signal.signal(signum, signal.SIG_DFL)
-    if child.returncode < 0 or child.returncode >= 128 or interrupted(sweep_dir):
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+    if args.dry_run:  # a preview: its output, or its refusal, is above
+        return child.returncode
+    if child.returncode < 0 or child.returncode >= 128 or interrupted(sweep_dir, started):
         # stopped by a signal: no report of a sweep cut short
         log.error("the sweep was stopped; `lstm-sweep --dir %s` with the same overrides completes it", sweep_dir)
         code = child.returncode
         return 128 + (-code if code < 0 else code - 128 if code >= 128 else signal.SIGINT)
-    if child.returncode or args.dry_run:  # refused (its error is above; a failed run is not that), or a preview
+    if child.returncode:  # refused (its error is above); a failed run is not that
         return child.returncode
     try:
         if args.no_report:

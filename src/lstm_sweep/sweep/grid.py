@@ -131,7 +131,25 @@ def record_start(sweep_dir: Path, name: str, plan: GridPlan, starts: list[dict])
     write_json(sweep_dir / SWEEP_FILE, {"name": name, "swept": plan.swept, "starts": starts})
 
 
-PREVIEW_ACTIONS = ("start", "resume", "start over", "skip (finished)", "skip (being trained)")
+PREVIEW_ACTIONS = ("start", "resume", "start over", "refused (settings differ)", "skip (finished)",
+                   "skip (being trained)")
+
+
+def resume_action(job_config, run_dir: Path) -> str:
+    """What the run would do with its resume checkpoint: resume, start over (trainer.resume
+    false), or be refused (its checkpoint was made with settings that change results)."""
+    from omegaconf import OmegaConf
+
+    from lstm_sweep.run.resume import resume_point
+
+    task = OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])
+    if not task.trainer.resume:
+        return "start over"
+    try:
+        resume_point(run_dir, OmegaConf.to_container(task, resolve=True))
+    except ConfigError:
+        return "refused (settings differ)"
+    return "resume"
 
 
 def preview(config, config_loader, overrides: list[str]) -> list:
@@ -153,13 +171,13 @@ def preview(config, config_loader, overrides: list[str]) -> list:
         elif recorded_status(read_status_file(run_dir))[0] == "running":
             action = "skip (being trained)"
         elif (run_dir / "checkpoints" / "resume.ckpt").is_file():
-            action = "resume"
+            action = resume_action(job_config, run_dir)
         elif run_dir.exists():
             action = "start over"
         else:
             action = "start"
         counts[action] = counts.get(action, 0) + 1
-        print(f"{action:<20} {run_dir.name}", flush=True)
+        print(f"{action:<25} {run_dir.name}", flush=True)
     summary = ", ".join(f"{counts[action]} {action}" for action in PREVIEW_ACTIONS if action in counts)
     print(f"{len(jobs)} runs in {sweep_dir}: {summary}; dry run, nothing started", flush=True)
     return []

@@ -15,14 +15,19 @@ from lstm_sweep.run.folder import is_finished, read_status_file
 log = logging.getLogger("lstm_sweep.sweep")
 
 
-def ended_runs(sweep_dir: Path) -> dict[str, str]:
-    """Run folder name → "finished" or "failed", for the runs that have ended."""
+def ended_runs(sweep_dir: Path) -> dict[str, tuple[str, int]]:
+    """Run folder name → ("finished" or "failed", when its status.json was written), for the
+    runs that have ended: a run that ends again (a failed run tried again) is a new end."""
     ended = {}
     for status_file in sweep_dir.glob("*/status.json"):
         run_dir = status_file.parent
+        try:
+            written = status_file.stat().st_mtime_ns
+        except OSError:
+            continue
         status = "finished" if is_finished(run_dir) else read_status_file(run_dir).get("status")
         if status in ("finished", "failed"):
-            ended[run_dir.name] = status
+            ended[run_dir.name] = (status, written)
     return ended
 
 
@@ -43,22 +48,32 @@ class SweepProgress:
     def __init__(self, sweep_dir: Path):
         self.sweep_dir, self.start = sweep_dir, time.monotonic()
         self.ended = ended_runs(sweep_dir) if sweep_dir.is_dir() else {}
-        self.before = len(self.ended)  # what earlier starts finished: not this start's pace
+        self.ends = 0  # runs that ended in this start: its pace
 
     def poll(self) -> None:
-        """Log one line for each run that ended since the last poll."""
+        """Log one line for each run that ended since the last poll. Progress is a courtesy:
+        a folder it cannot read (a network filesystem's hiccup) costs a warning, not the sweep."""
+        try:
+            self._poll()
+        except OSError as err:
+            log.warning("cannot read the sweep's progress in %s: %s", self.sweep_dir, err)
+
+    def _poll(self) -> None:
         if not self.sweep_dir.is_dir():
             return
         now = ended_runs(self.sweep_dir)
         total = planned_runs(self.sweep_dir)
         elapsed = time.monotonic() - self.start
-        for name in sorted(set(now) - set(self.ended)):
+        for name in sorted(n for n in now if now[n] != self.ended.get(n)):
             self.ended[name] = now[name]
-            done = len(self.ended)
-            line = f"run {name} {now[name]}: {done}" + (f" of {total}" if total else "") + " runs done"
-            failed = sum(status == "failed" for status in self.ended.values())
+            self.ends += 1
+            statuses = [status for status, _ in self.ended.values() if status]
+            done = sum(status == "finished" for status in statuses)
+            failed = sum(status == "failed" for status in statuses)
+            # folders of an earlier, other grid in the same sweep folder may count too: never "41 of 8"
+            of = f" of {total}" if total and done + failed <= total else ""
+            line = f"run {name} {now[name][0]}: {done + failed}{of} runs done"
             line += (f" ({failed} failed)" if failed else "") + f", {duration(elapsed)} into this start"
-            if total and done > self.before:
-                left = elapsed / (done - self.before) * max(total - done, 0)
-                line += f", about {duration(left)} left" if total > done else ""
+            if of and total > done + failed:
+                line += f", about {duration(elapsed / self.ends * (total - done - failed))} left"
             log.info("%s", line)
