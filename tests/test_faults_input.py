@@ -319,7 +319,7 @@ def test_a_garbage_sweep_json_is_warned_about_and_left_out(sweep_of_two, tmp_pat
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and str(sweep_of_two / "sweep.json") in warnings[0]
     assert sweep.info == {} and (sweep.runs["status"] == "finished").all()
-    assert "(no start record: " in (out / "REPORT.md").read_text()
+    assert "- no start record: " in (out / "REPORT.md").read_text()
 
 
 @pytest.mark.slow

@@ -81,6 +81,10 @@ def test_every_artefact_is_written(sweep):
     for section in ("## Provenance", "## Results", "## Statistics", "## Figures", "## Runs per configuration",
                     "torch 2.", "lstm-sweep --dir multirun/small", "![Training and validation perplexity"):
         assert section in report, section
+    # provenance: the folder read, each start with the settings it fixed, and how to regenerate
+    assert "- runs read from `multirun/small`" in report
+    assert "fixed settings: " in report and "trainer.max_epochs=2" in report
+    assert "- regenerate this report: `lstm-aggregate multirun/small --out reports/default`" in report
     table = (out / "runs_cell=two,layers=2.md").read_text()
     assert "| Times   | The value of loss   | The value of ppl   |" in table
     assert "| Average |" in table and "| Std     |" in table
@@ -360,6 +364,8 @@ def test_a_variation_sweep_is_compared_configuration_by_configuration(sweep, tmp
     _, out = write_report(folder, tmp_path / "report", [("the same again", folder)])
     report = (out / "REPORT.md").read_text()
     assert "## Variations" in report and "### the same again" in report
+    assert f"Its runs, read from `{folder}`:" in report
+    assert f"--compare 'the same again={folder}'`" in report  # the regenerating command has it too
     assert "- cell=one,layers=1: the same again vs this sweep: no detectable difference (+0 ppl, 95% CI ± " in report
     table = pd.read_csv(out / "variation_the_same_again.csv")
     assert len(table) == 4 and set(table["diff"]) == {0.0}
