@@ -52,3 +52,13 @@ def user_message(err: BaseException) -> str | None:
             return f"permission denied:{where}"
         return f"cannot write{where}: {err.strerror}"
     return None
+
+
+def log_user_error(err: Exception, log, **extra) -> int:
+    """For a command's `except Exception`: a user's error is logged in one line and the exit
+    status (1) returned; a fault of the program is raised again, with its traceback."""
+    message = user_message(err)
+    if message is None:
+        raise err
+    log.error("%s", message, **extra)
+    return 1

@@ -47,7 +47,7 @@ from lstm_sweep.analysis.tables import (
     variation_table,
     write_csv,
 )
-from lstm_sweep.errors import user_message
+from lstm_sweep.errors import log_user_error
 from lstm_sweep.files import write_json, write_text
 from lstm_sweep.naming import short_key
 
@@ -263,11 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sweep, out = write_report(args.sweep_dir, args.out, variations, args.correction)
     except Exception as err:
-        message = user_message(err)
-        if message is None:
-            raise
-        log.error("%s", message)
-        return 1
+        return log_user_error(err, log)
     log.info("%d runs (%d finished) -> %s", len(sweep.runs), len(sweep.finished), out / "REPORT.md")
     for _, run in sweep.damaged.iterrows():
         log.error("damaged run %s, kept out of every mean: %s", run["path"], run["error"])

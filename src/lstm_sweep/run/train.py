@@ -33,7 +33,14 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lstm_sweep.conf.schema import check_config, check_overrides
 from lstm_sweep.data.datamodule import LMDataModule
-from lstm_sweep.errors import ConfigError, RunBusy, RunFinished, one_line, user_message
+from lstm_sweep.errors import (
+    ConfigError,
+    RunBusy,
+    RunFinished,
+    log_user_error,
+    one_line,
+    user_message,
+)
 from lstm_sweep.files import write_json
 from lstm_sweep.run.callbacks import DivergenceWatch, EpochLog, Throughput
 from lstm_sweep.run.folder import (
@@ -255,12 +262,8 @@ def hydra_main(cfg: DictConfig) -> float:
     try:
         return objective(cfg, record_run(cfg, run_dir))
     except Exception as err:
-        message = user_message(err)
-        if message is None:
-            raise
         # to stderr and the run's train.log, unless the run is someone else's: a finished one
-        log.error("%s", message, extra=NOT_IN_RUN_LOG if isinstance(err, RunFinished) else None)
-        sys.exit(1)
+        sys.exit(log_user_error(err, log, extra=NOT_IN_RUN_LOG if isinstance(err, RunFinished) else None))
 
 
 def objective(cfg: DictConfig, metrics: dict | None) -> float:

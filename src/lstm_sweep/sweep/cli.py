@@ -32,7 +32,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
-from lstm_sweep.errors import user_message
+from lstm_sweep.errors import log_user_error
 from lstm_sweep.sweep.child import PARENT_VARIABLE
 from lstm_sweep.sweep.grid import COMMAND_VARIABLE
 from lstm_sweep.sweep.progress import SweepProgress
@@ -147,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = sweep.runs
             log.info("report: %s", out / "REPORT.md")
     except Exception as err:
-        message = user_message(err)
-        if message is None:
-            raise
-        log.error("%s", message)
-        return 1
+        return log_user_error(err, log)
     failed = runs[runs["status"] != "finished"]
     for _, run in failed.iterrows():
         log.error("run %s %s: %s", run["run"], run["status"], run["error"])
