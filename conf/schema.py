@@ -218,6 +218,30 @@ class TrainerConfig:
     checkpoint_every_minutes: float = at_least(0, 10.0, strict=True)
 
 
+# --------------------------------------------------------------------------- loggers
+# TensorBoard always: lstm-aggregate reads its event files. The `logger` group adds others
+# beside it (run/loggers.py); none changes what a run computes.
+
+
+@dataclass
+class MLflowConfig:
+    tracking_uri: Optional[str] = None      # null: $MLFLOW_TRACKING_URI, or MLflow's default (sqlite:///mlflow.db here)
+    experiment_name: Optional[str] = None   # null: the experiment (report2021), or "lstm-sweep"
+    run_name: Optional[str] = None          # null: the run folder's name (cell=two,layers=1,seed=3)
+    tags: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LoggerConfig:
+    csv: bool = False                       # also <run>/csv/metrics.csv (Lightning's CSVLogger)
+    mlflow: Optional[MLflowConfig] = None   # also an MLflow run (pip install "lstm-sweep[mlflow]")
+
+
+LOGGERS = {"tensorboard": LoggerConfig, "csv": lambda: LoggerConfig(csv=True),
+           "mlflow": lambda: LoggerConfig(mlflow=MLflowConfig()),
+           "many": lambda: LoggerConfig(csv=True, mlflow=MLflowConfig())}
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -229,6 +253,7 @@ class RunConfig:
     optim: Any = MISSING                                 # an option of the optim group
     schedule: Any = MISSING                              # an option of the schedule group
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # an option of the logger group
     # Published results a sweep report compares with (see experiments/report2021.yaml).
     reference: Any = None
     # What the run returns to Hydra, so an optimizing sweeper (hydra/sweeper=optuna) minimises
@@ -237,12 +262,17 @@ class RunConfig:
                             default="best_val/ppl")
 
 
+COURSE_GRID = {"model.cell": "one,two", "model.num_layers": "1,2", "seed": "range(10)"}
+
+
 @dataclass
 class GridSweeperConfig:
     """lstm-train -m's sweeper: Hydra's grid, with run folders named by the swept keys."""
     _target_: str = "hydra_plugins.lstm_sweep_grid.GridSweeper"
     max_batch_size: Optional[int] = None
-    params: Optional[Dict[str, str]] = None
+    # The grid of `lstm-sweep` (and `lstm-train -m`): the course report's comparison.
+    # Command-line values replace a key's list (model.cell=one fixes it); new keys add factors.
+    params: Optional[Dict[str, str]] = field(default_factory=lambda: dict(COURSE_GRID))
     dry_run: bool = False    # list the runs it would start, resume and skip; start none (lstm-sweep --dry-run)
 
 
@@ -258,6 +288,8 @@ def register() -> None:
         store.store(group="optim", name=name, node=node)
     for name, node in zip(SCHEDULES, (NoSchedule, PlateauSchedule, ExponentialSchedule)):
         store.store(group="schedule", name=name, node=node)
+    for name, node in LOGGERS.items():
+        store.store(group="logger", name=name, node=node())
     store.store(group="hydra/sweeper", name="grid", node=GridSweeperConfig)
 
 
@@ -349,7 +381,7 @@ def check_config(cfg: DictConfig) -> None:
 
 # --------------------------------------------------------------------------- the command line
 
-GROUPS = ("data", "optim", "schedule", "experiment")  # overrides that pick an option, not a value
+GROUPS = ("data", "optim", "schedule", "logger", "experiment")  # overrides that pick an option, not a value
 OPTIONS = {"optim": {"adam": AdamConfig, "adamw": AdamWConfig, "sgd": SGDConfig},
            "schedule": dict(zip(SCHEDULES, (NoSchedule, PlateauSchedule, ExponentialSchedule)))}
 

@@ -4,6 +4,8 @@ corpora (or a skip that says where to put them), and small functions."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lstm_sweep.run.folder import recorded_status
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -84,7 +88,7 @@ def functional(stack):
     return fn, [p.detach().clone().requires_grad_() for p in stack.parameters()]
 
 
-TIMINGS = ("wall_time_sec", "perf/train_tokens_per_sec")
+TIMINGS = ("wall_time_sec", "train/tokens_per_sec")
 
 
 def outcome(run_dir: Path) -> tuple[dict, dict]:
@@ -93,5 +97,39 @@ def outcome(run_dir: Path) -> tuple[dict, dict]:
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
     scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)]
-               for tag in events.Tags()["scalars"] if not tag.startswith("perf/")}
+               for tag in events.Tags()["scalars"] if tag not in TIMINGS}
     return {k: v for k, v in metrics.items() if k not in TIMINGS}, scalars
+
+
+# Kills its own process with SIGKILL right after training step `step` (argv: run dir, step,
+# overrides as JSON): a real, abrupt death at a chosen point, with no test hook in the product.
+KILLER = """
+import json, os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from helpers import compose_run
+from lstm_sweep.run.callbacks import Throughput
+from lstm_sweep.run.folder import recorded_status
+from lstm_sweep.run.train import record_run
+
+run_dir, step, overrides = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+original = Throughput.on_train_batch_end
+
+def then_die(self, trainer, pl_module, outputs, batch, batch_idx):
+    original(self, trainer, pl_module, outputs, batch, batch_idx)
+    if trainer.global_step == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Throughput.on_train_batch_end = then_die
+record_run(compose_run(*overrides), run_dir)
+""".format(tests=str(Path(__file__).parent))
+
+
+def run_until_killed(run_dir: Path, step: int, overrides: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(run_dir), str(step), json.dumps(overrides)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-3000:]  # it did die, by SIGKILL
+    assert not (run_dir / "metrics.json").exists()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "running"  # as the process left it; read, it is interrupted:
+    assert recorded_status(status)[0] == "interrupted"

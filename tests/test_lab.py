@@ -85,7 +85,7 @@ def test_stream_protocol_trains_end_to_end(make_cfg, tmp_path, cell):
     metrics = train(make_cfg(*STREAM, f"model.cell={cell}", "trainer.max_epochs=2"), tmp_path)
     vocabulary = len(json.loads((tmp_path / "vocab.json").read_text())["itos"])
     # Learned something: well below a uniform guess over the vocabulary (~204 tokens).
-    assert 1 < metrics["test/ppl"] < 0.75 * vocabulary and "data/oracle_ppl" not in metrics
+    assert 1 < metrics["test/ppl"] < 0.75 * vocabulary and "test/oracle_ppl" not in metrics
 
 
 def test_char_tokens_are_unicode_characters():
@@ -131,7 +131,7 @@ def test_init_range_covers_every_parameter():
 def test_exponential_schedule_halves_after_the_start_epoch(make_cfg, tmp_path):
     train(make_cfg("schedule=exponential", "schedule.start_epoch=2", "schedule.factor=0.5", "optim.lr=0.01",
                    "trainer.max_epochs=4", "trainer.limit_train_batches=3"), tmp_path)
-    assert logged(tmp_path, "lr") == pytest.approx([0.01, 0.01, 0.005, 0.0025])
+    assert logged(tmp_path, "train/lr") == pytest.approx([0.01, 0.01, 0.005, 0.0025])
 
 
 def test_plateau_schedule_divides_exactly_when_validation_does_not_improve(make_cfg, tmp_path):
@@ -140,12 +140,12 @@ def test_plateau_schedule_divides_exactly_when_validation_does_not_improve(make_
                    "trainer.max_epochs=4", "trainer.limit_train_batches=3"), tmp_path)
     val = logged(tmp_path, "val/ppl")
     assert len(set(val)) == 1
-    assert logged(tmp_path, "lr") == pytest.approx([1e-30, 2.5e-31, 6.25e-32, 1.5625e-32])
+    assert logged(tmp_path, "train/lr") == pytest.approx([1e-30, 2.5e-31, 6.25e-32, 1.5625e-32])
 
 
 def test_plateau_keeps_the_rate_while_validation_improves(make_cfg, tmp_path):
     train(make_cfg("schedule=plateau", "trainer.max_epochs=3"), tmp_path)
-    val, lr = logged(tmp_path, "val/ppl"), logged(tmp_path, "lr")
+    val, lr = logged(tmp_path, "val/ppl"), logged(tmp_path, "train/lr")
     expected, best = [lr[0]], math.inf
     for v in val[:-1]:  # each epoch's val/ppl sets the next epoch's lr
         expected.append(expected[-1] * (1 if v < best else 0.25))

@@ -1,51 +1,15 @@
 """A run killed with SIGKILL and resumed ends exactly (==) as the same run never interrupted."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import STREAM, TINY, compose_run, outcome
+from helpers import STREAM, TINY, compose_run, outcome, run_until_killed
 
 from lstm_sweep.errors import ConfigError
-from lstm_sweep.run.folder import recorded_status
 from lstm_sweep.run.train import record_run
-
-# Kills its own process with SIGKILL right after training step `step` (argv: run dir, step,
-# overrides as JSON): a real, abrupt death at a chosen point, with no test hook in the product.
-KILLER = """
-import json, os, signal, sys
-from pathlib import Path
-sys.path.insert(0, {tests!r})
-from helpers import compose_run
-from lstm_sweep.run.callbacks import Throughput
-from lstm_sweep.run.folder import recorded_status
-from lstm_sweep.run.train import record_run
-
-run_dir, step, overrides = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
-original = Throughput.on_train_batch_end
-
-def then_die(self, trainer, pl_module, outputs, batch, batch_idx):
-    original(self, trainer, pl_module, outputs, batch, batch_idx)
-    if trainer.global_step == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-Throughput.on_train_batch_end = then_die
-record_run(compose_run(*overrides), run_dir)
-""".format(tests=str(Path(__file__).parent))
-
-
-def run_until_killed(run_dir: Path, step: int, overrides: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(run_dir), str(step), json.dumps(overrides)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -9, proc.stderr[-3000:]  # it did die, by SIGKILL
-    assert not (run_dir / "metrics.json").exists()
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status["status"] == "running"  # as the process left it; read, it is interrupted:
-    assert recorded_status(status)[0] == "interrupted"
-
 
 CASES = {
     "window, dropout, Adam, plateau": ["model.cell=two", "model.num_layers=2", "model.dropout=0.3",

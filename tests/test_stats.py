@@ -176,7 +176,7 @@ def test_the_figures_show_every_run_the_reference_and_the_oracle_as_png_and_pdf(
     from lstm_sweep.analysis.figures import figures
 
     table = runs({("one", 1): [280, 284, 281], ("two", 1): [279, 283, 280]})
-    table["data/oracle_ppl"] = 150.0
+    table["test/oracle_ppl"] = 150.0
     table["run"] = [f"r{i}" for i in range(len(table))]
     epochs = pd.DataFrame([{"run": r, "epoch": e, "train/ppl": 400.0 - 50 * e, "val/ppl": 420.0 - 40 * e}
                            for r in table["run"] for e in range(3)])

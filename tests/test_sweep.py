@@ -90,6 +90,65 @@ def test_every_artefact_is_written(sweep):
     assert "| Average |" in table and "| Std     |" in table
 
 
+def tensorboard_answers(logdir: Path, *requests: tuple[str, dict | None]) -> list:
+    """TensorBoard itself, started on 127.0.0.1 over `logdir` and stopped (by its PID) after
+    answering each (route, JSON body or None for a GET) as its pages ask them."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def ask(route: str, body: dict | None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url + route, data=data, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
+
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if ask("/data/plugin/scalars/tags", None):  # the folder is read
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "TensorBoard did not answer within 90 s"
+            time.sleep(0.5)
+        return [ask(route, body) for route, body in requests]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_tensorboard_lists_the_swept_keys_first_and_opens_on_the_curves(sweep):
+    from lstm_sweep.sweep.board import METRICS
+
+    cwd, _ = sweep
+    experiment, tags, layout = tensorboard_answers(
+        cwd / "multirun" / "small", ("/data/plugin/hparams/experiment", {"experimentName": ""}),
+        ("/data/plugin/scalars/tags", None), ("/data/plugin/custom_scalars/layout", None))
+    # HPARAMS ticks the first five it lists: the swept keys come first, marked as differing
+    infos = experiment["hparamInfos"]
+    assert [i["name"] for i in infos[:3]] == ["model.cell", "model.num_layers", "seed"]
+    assert all(i.get("differs") for i in infos[:3]) and not any(i.get("differs") for i in infos[3:])
+    assert infos[0]["displayName"] == "model.cell (swept)" and len(infos) > 40
+    assert [(m["name"]["tag"], m["displayName"]) for m in experiment["metricInfos"]] == list(METRICS)
+    # SCALARS and TIME SERIES open the first two tag groups: test/ and train/, never a one-point
+    # group or Lightning's epoch counter
+    every_tag = {tag for run_tags in tags.values() for tag in run_tags}
+    assert "epoch" not in every_tag and {"val/ppl", "train/ppl", "train/loss", "val/best_ppl"} <= every_tag
+    assert sorted({tag.split("/")[0] for tag in every_tag})[:3] == ["test", "train", "val"]
+    charts = {c["title"] for category in layout["category"] for c in category["chart"]}
+    assert layout["category"][0]["title"] == "compare runs" and "validation perplexity" in charts
+
+
 @pytest.mark.slow
 def test_means_equal_numpy_over_the_logged_values(sweep):
     cwd, _ = sweep

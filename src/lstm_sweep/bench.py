@@ -159,7 +159,7 @@ def time_lstm_train_against_bare_loop(cell: str, batches: int, repeats: int) -> 
     """Training tokens/s of lstm-train's own path — `train()`: Lightning, the callbacks, the
     logger, checkpoints — and of a bare PyTorch loop over the same model, batches and
     optimizer, interleaved in this process (medians). Both time from the first batch's start
-    to the last batch's end, as lstm-train's perf/train_tokens_per_sec does."""
+    to the last batch's end, as lstm-train's train/tokens_per_sec does."""
     import logging
     import tempfile
 
@@ -201,7 +201,7 @@ def time_lstm_train_against_bare_loop(cell: str, batches: int, repeats: int) -> 
             return tokens / (time.perf_counter() - start)
 
         def lstm_train(attempt: int) -> float:
-            return train(cfg, Path(tmp) / f"run{attempt}")["perf/train_tokens_per_sec"]
+            return train(cfg, Path(tmp) / f"run{attempt}")["train/tokens_per_sec"]
 
         rates = {"bare loop": [], "lstm-train": []}
         for attempt in range(repeats):

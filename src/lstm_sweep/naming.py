@@ -2,7 +2,7 @@
 
 # Keys that say where a run's files are or how it shows progress, not what it computes: they
 # may differ when a run is resumed or a sweep completed, and are no factor of a report.
-NOT_RESULTS = ("data.root", "data.cache_dir", "reference", "objective", "trainer.progress_bar", "trainer.resume",
+NOT_RESULTS = ("data.root", "data.cache_dir", "reference", "objective", "logger", "trainer.progress_bar", "trainer.resume",
                "trainer.checkpoint_every_n_steps", "trainer.checkpoint_every_minutes")
 
 # Short names for a run's folder: `cell=one,layers=2,seed=3` rather than Hydra's

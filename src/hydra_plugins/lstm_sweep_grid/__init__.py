@@ -3,11 +3,12 @@
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from lstm_sweep.sweep.grid import prepare_sweep, preview
+from lstm_sweep.sweep.grid import prepare_sweep, preview, record_board
 
 
 class GridSweeper(BasicSweeper):
-    """Hydra's grid sweep; run folders named by the swept keys, and the sweep recorded in sweep.json.
+    """Hydra's grid sweep; run folders named by the swept keys, the sweep recorded in sweep.json
+    and its HPARAMS columns in .hparams/.
     With `dry_run`, it lists the runs it would start, resume and skip, and writes nothing."""
 
     def __init__(self, max_batch_size, params=None, dry_run: bool = False):
@@ -15,7 +16,9 @@ class GridSweeper(BasicSweeper):
         self.dry_run = dry_run
 
     def sweep(self, arguments: list[str]):
-        launched = prepare_sweep(self.config, self.params, arguments, record=not self.dry_run)
+        launched, plan = prepare_sweep(self.config, self.params, arguments, record=not self.dry_run)
+        jobs = [*self._parse_config(), *launched]  # the grid as BasicSweeper will launch it
         if self.dry_run:
-            return preview(self.config, self.hydra_context.config_loader, [*self._parse_config(), *launched])
+            return preview(self.config, self.hydra_context.config_loader, jobs)
+        record_board(self.config, self.hydra_context.config_loader, jobs, plan.swept)
         return super().sweep(launched)

@@ -66,7 +66,7 @@ def test_ppl_figure(sweep: Sweep, out: Path, reference: dict, shared) -> tuple[s
             ax.hlines(published, x - 0.32, x + 0.32, colors="tab:red", linestyles="-", linewidth=2,
                       label=None if referenced else "published", zorder=4)
             referenced = True
-    oracle = sweep.finished.get("data/oracle_ppl")
+    oracle = sweep.finished.get("test/oracle_ppl")
     if oracle is not None and oracle.notna().any():
         ax.axhline(float(oracle.dropna().iloc[0]), color="tab:green", linestyle="--", linewidth=1,
                    label="oracle floor (the corpus's own entropy)")

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from lstm_sweep.errors import ConfigError, one_line
 from lstm_sweep.naming import NOT_RESULTS
 from lstm_sweep.run.folder import recorded_status
+from lstm_sweep.sweep.board import BOARD_FOLDER
 
 log = logging.getLogger("lstm_sweep.analysis.read")
 
@@ -35,11 +36,14 @@ RECORD_FILES = {"status.json", "metrics.json"}  # with .hydra/ and event files: 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 VERIFIED_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl")  # in metrics.json and the events
 FLOAT32_RTOL = 1e-6  # TensorBoard stores scalars as float32, metrics.json as float64
-FINAL_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl", "data/oracle_ppl",
-              "perf/wall_time_sec")
+FINAL_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl", "test/oracle_ppl", "wall_time_sec")
+# Tags as runs made before they were renamed log them (TensorBoard opens its first two tag
+# groups, alphabetically: a one-point `data/` group and Lightning's `epoch` once came first).
+RENAMED_TAGS = {"data/oracle_ppl": "test/oracle_ppl", "perf/train_tokens_per_sec": "train/tokens_per_sec",
+                "perf/wall_time_sec": "wall_time_sec", "lr": "train/lr"}
 METRIC_COLUMNS = ["train/loss", "train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl",
                   "best_val/ppl", "best_val/epoch", "epochs", "wall_time_sec", "tokens_per_sec",
-                  "data/oracle_ppl"]
+                  "test/oracle_ppl"]
 
 
 @dataclass
@@ -62,14 +66,14 @@ class Sweep:
 def run_folders(sweep_dir: Path) -> list[Path]:
     """The folders that hold any of a run's records — .hydra/, status.json, metrics.json or an
     event file — so that a run missing one of them is still found. attempts/ holds a run's
-    earlier attempts, not runs of their own."""
+    earlier attempts, and .hparams/ the sweep's TensorBoard columns, not runs of their own."""
     found = []
     for folder, subfolders, files in os.walk(sweep_dir):
         if ".hydra" in subfolders or RECORD_FILES & set(files) or any(f.startswith(EVENT_FILE_PREFIX) for f in files):
             found.append(Path(folder))
             subfolders.clear()  # a run's subfolders (checkpoints/, .hydra/) are its own
         else:
-            subfolders[:] = [s for s in subfolders if s != "attempts"]
+            subfolders[:] = [s for s in subfolders if s not in ("attempts", BOARD_FOLDER)]
     return sorted(found)
 
 
@@ -120,7 +124,7 @@ def read_scalars(run_dir: Path) -> dict[str, list]:
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+    return {RENAMED_TAGS.get(tag, tag): events.Scalars(tag) for tag in events.Tags()["scalars"]}
 
 
 def read_status(run_dir: Path) -> tuple[str, str]:
@@ -202,15 +206,15 @@ def read_run(run_dir: Path) -> tuple[dict, list[dict], dict | None]:
     row.update({c: math.nan for c in METRIC_COLUMNS})
     last = {tag: scalars[tag][-1].value for tag in FINAL_TAGS if scalars.get(tag)}
     val = [e.value for e in scalars.get("val/ppl", [])]
-    row.update({k: last[k] for k in ("val/loss", "val/ppl", "test/loss", "test/ppl", "data/oracle_ppl") if k in last})
+    row.update({k: last[k] for k in ("val/loss", "val/ppl", "test/loss", "test/ppl", "test/oracle_ppl") if k in last})
     if "train/ppl" in last:
         row["train/ppl"], row["train/loss"] = last["train/ppl"], math.log(last["train/ppl"])
     if val:
         best = min(range(len(val)), key=val.__getitem__)
         row.update({"best_val/ppl": val[best], "best_val/epoch": best, "epochs": len(val)})
-    if "perf/wall_time_sec" in last:
-        row["wall_time_sec"] = last["perf/wall_time_sec"]
-    speeds = [e.value for e in scalars.get("perf/train_tokens_per_sec", [])]
+    if "wall_time_sec" in last:
+        row["wall_time_sec"] = last["wall_time_sec"]
+    speeds = [e.value for e in scalars.get("train/tokens_per_sec", [])]
     if speeds:
         row["tokens_per_sec"] = sum(speeds) / len(speeds)
     epochs = []

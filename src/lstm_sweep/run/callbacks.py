@@ -90,7 +90,7 @@ class DivergenceWatch(Callback):
 
 class Throughput(Callback):
     """Training tokens per second of each epoch, the validation pass excluded
-    (`perf/train_tokens_per_sec`)."""
+    (`train/tokens_per_sec`)."""
 
     def __init__(self):
         self.per_epoch: list[float] = []
@@ -114,7 +114,7 @@ class Throughput(Callback):
         seconds = self.last_batch_end - self.start
         if seconds > 0:
             self.per_epoch.append(self.tokens / seconds)
-            pl_module.log("perf/train_tokens_per_sec", self.per_epoch[-1])
+            pl_module.log("train/tokens_per_sec", self.per_epoch[-1])
 
     def state_dict(self) -> dict:
         seconds = self.last_batch_end - self.start if self.start is not None else 0.0
@@ -126,7 +126,7 @@ class Throughput(Callback):
 
 
 class EpochLog(Callback):
-    """The lr each epoch trains with (`lr`), every epoch's validation perplexity, and one line
+    """The lr each epoch trains with (`train/lr`), every epoch's validation perplexity, and one line
     per epoch in the run's log: a run without a progress bar still shows its progress."""
 
     def __init__(self, throughput: Throughput):
@@ -136,12 +136,12 @@ class EpochLog(Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.start = time.perf_counter()
         self.lr = trainer.optimizers[0].param_groups[0]["lr"]  # the scheduler steps before epoch end
-        pl_module.log("lr", self.lr)
+        pl_module.log("train/lr", self.lr)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.fit_loop.restarted_mid_epoch:  # a resumed epoch does not start again
             self.start = time.perf_counter()
-            pl_module.log("lr", self.lr)
+            pl_module.log("train/lr", self.lr)
 
     def state_dict(self) -> dict:
         return {"val_ppl": self.val_ppl, "lr": getattr(self, "lr", None)}

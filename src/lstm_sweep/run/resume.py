@@ -10,7 +10,7 @@ callbacks' own state; what they lack is added here:
   fall between the checkpoint and the kill. Into every checkpoint it puts the torch,
   numpy and Python random states, which it restores where an uninterrupted run would
   have had them, and how many of the epoch's batches already ran, which it tells the
-  DataModule; and it flushes TensorBoard's queue first, so the event file holds
+  DataModule; and it flushes every logger first (TensorBoard's queue, the CSV rows), so the files hold
   everything the checkpoint has seen;
 - `AtomicCheckpointIO` writes every checkpoint beside its target and renames it into place:
   a kill while saving leaves the previous checkpoint whole;
@@ -106,8 +106,11 @@ class ResumeCheckpoint(Callback):
             self._save(trainer)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module, checkpoint: dict) -> None:
+        # What the checkpoint has seen is on disk: TensorBoard's queue, the CSV logger's rows.
+        for logger in trainer.loggers:
+            logger.save()
         if trainer.logger is not None:
-            trainer.logger.experiment.flush()  # what the checkpoint has seen is on disk
+            trainer.logger.experiment.flush()
         checkpoint["resume"] = {"random": random_states(),
                                 "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.completed}
         if self.saving:

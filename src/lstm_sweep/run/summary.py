@@ -1,5 +1,10 @@
-"""What a finished run leaves for people and the aggregator: metrics.json's record and
-TensorBoard's HPARAMS row."""
+"""What a run leaves for people and the aggregator: its TensorBoard scalars, layout and
+HPARAMS row, and metrics.json's record.
+
+Scalar tags fall in three groups, `test/`, `train/` and `val/` (and `wall_time_sec`):
+TensorBoard opens the first two groups of its SCALARS and TIME SERIES pages in alphabetical
+order, so no one-point group (the oracle floor, throughput) or Lightning's `epoch` counter
+comes before the curves. The CUSTOM SCALARS page opens on the comparison itself."""
 
 from __future__ import annotations
 
@@ -18,6 +23,20 @@ class RunLogger(TensorBoardLogger):
     resumed attempt's purge of the points after its checkpoint must come before all of its
     own points. `close` ends the file once the run has logged everything."""
 
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        # Lightning adds its epoch counter to every logged dict; the step is the x axis, and
+        # an epoch's end is where its val/ppl point is.
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+    def write_layout(self, step: int) -> None:
+        """The CUSTOM SCALARS page: what runs are compared by, each chart every run's line.
+        Every attempt writes it (at its first step, never behind its own points); TensorBoard
+        merges the copies."""
+        from torch.utils.tensorboard.summary import custom_scalars
+
+        layout = {"compare runs": {title: ["Multiline", [f"^{tag}$"]] for tag, title in COMPARED.items()}}
+        self.experiment._get_file_writer().add_summary(custom_scalars(layout), step)
+
     def finalize(self, status: str) -> None:
         if self._experiment is not None:
             self.experiment.flush()
@@ -29,7 +48,8 @@ class RunLogger(TensorBoardLogger):
             self.experiment.close()
 
 
-HPARAM_METRICS = ("test/ppl", "test/loss", "val/ppl", "val/loss", "train/ppl", "data/oracle_ppl")
+COMPARED = {"val/ppl": "validation perplexity", "train/ppl": "training perplexity",
+            "train/loss": "training loss (per step)", "val/loss": "validation loss"}
 
 
 @dataclass(frozen=True)
@@ -58,29 +78,38 @@ class RunSummary:
             "best_val/epoch": best,
             "epochs": len(self.val_ppl_per_epoch),
             "steps": self.steps,
-            "perf/train_tokens_per_sec": self.tokens_per_sec,
+            "train/tokens_per_sec": self.tokens_per_sec,
             "wall_time_sec": self.wall_time_sec,
         }
         if self.oracle_ppl is not None:
-            metrics["data/oracle_ppl"] = self.oracle_ppl
+            metrics["test/oracle_ppl"] = self.oracle_ppl
         return metrics
 
 
-def write_hparams(logger: RunLogger, config: dict, metrics: dict) -> None:
-    """One HPARAMS row per run: the flattened config, linked to the scalars already logged.
+def write_hparams(logger: RunLogger, config: dict) -> None:
+    """One HPARAMS row per run: the flattened config, whose metric columns are the scalars
+    already logged (read by their tags, not a second copy). Written at the end, so a row
+    means a finished run.
 
-    Written once, at the end, so the row's metric columns exist; the metric values are the
-    logged scalars themselves (the summary names their tags), not a second copy.
+    torch's hparams() also makes an experiment summary, of this run alone: TensorBoard takes
+    the first one it finds for the whole folder, so every key would read as a constant and
+    the first five alphabetically would be ticked. The run writes its session only; a sweep
+    writes the experiment (sweep/board.py), and without one TensorBoard derives it from the
+    sessions, the keys that differ first.
     """
     from torch.utils.tensorboard.summary import hparams
 
-    settings = {k: v for k, v in config.items() if k != "reference"}  # published numbers are no setting
-    flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten(settings).items()}
-    metric_tags = {k: 0.0 for k in HPARAM_METRICS if metrics.get(k) is not None}
+    _, session_start, session_end = hparams(hparam_values(config), {})
     writer = logger.experiment._get_file_writer()
-    for summary in hparams(flat, metric_tags):
-        writer.add_summary(summary)
+    writer.add_summary(session_start)
+    writer.add_summary(session_end)
     logger.experiment.flush()
+
+
+def hparam_values(config: dict) -> dict:
+    """The config as HPARAMS columns: flat keys, and values TensorBoard can hold."""
+    settings = {k: v for k, v in config.items() if k != "reference"}  # published numbers are no setting
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten(settings).items()}
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

@@ -52,6 +52,7 @@ from lstm_sweep.run.folder import (
     set_status,
 )
 from lstm_sweep.run.logfile import NOT_IN_RUN_LOG
+from lstm_sweep.run.loggers import extra_loggers
 from lstm_sweep.run.module import LitLanguageModel
 from lstm_sweep.run.resume import (
     RESUME_FILE,
@@ -104,6 +105,8 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
     # On resume, TensorBoard drops what the interrupted attempt logged after its checkpoint.
     logger = RunLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
                        **({"purge_step": resumed_step + 1} if resumed_step is not None else {}))
+    logger.write_layout(resumed_step + 1 if resumed_step is not None else 0)
+    loggers = [logger, *extra_loggers(cfg, run_dir, resumed_step)]  # TensorBoard first: trainer.logger
     throughput = Throughput()
     epoch_log = EpochLog(throughput)
     callbacks = [DivergenceWatch(), throughput, epoch_log,
@@ -125,7 +128,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
         deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=show_progress_bar(t.progress_bar),
-        num_sanity_val_steps=0, logger=logger, callbacks=[*callbacks, best, last], default_root_dir=str(run_dir),
+        num_sanity_val_steps=0, logger=loggers, callbacks=[*callbacks, best, last], default_root_dir=str(run_dir),
         enable_model_summary=False, plugins=[AtomicCheckpointIO()])
 
     try:
@@ -148,15 +151,18 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
             tested = best.best_model_path if t.test_checkpoint == "best" else last.best_model_path
             trainer.test(module, datamodule=datamodule, ckpt_path=tested, verbose=False)
         seconds = time.perf_counter() - start
-        if datamodule.oracle_ppl is not None:
-            logger.log_metrics({"data/oracle_ppl": datamodule.oracle_ppl}, step=trainer.global_step)
         per_epoch = fitted.pop("per_epoch")
         summary = RunSummary(**fitted, test=module.result("test"), wall_time_sec=seconds,
                              tokens_per_sec=sum(per_epoch) / len(per_epoch) if per_epoch else None,
                              oracle_ppl=datamodule.oracle_ppl)
         metrics = summary.metrics()
-        logger.log_metrics({"perf/wall_time_sec": seconds}, step=trainer.global_step)
-        write_hparams(logger, config, metrics)
+        final = {"wall_time_sec": seconds, "val/best_ppl": metrics["best_val/ppl"]}
+        if datamodule.oracle_ppl is not None:
+            final["test/oracle_ppl"] = datamodule.oracle_ppl
+        for each in loggers:
+            each.log_metrics({k: v for k, v in final.items() if v is not None}, step=trainer.global_step)
+            each.save()
+        write_hparams(logger, config)
         write_json(run_dir / "metrics.json", metrics)
         (checkpoints / RESUME_FILE).unlink(missing_ok=True)  # finished: nothing to resume, space back
         log.info("test/ppl %.3f  test/loss %.6f  (%s)", metrics["test/ppl"], metrics["test/loss"], run_dir)

@@ -93,10 +93,10 @@ def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -
                           "the same ones, or sweep into another folder")
 
 
-def prepare_sweep(config, params: dict | None, arguments: list[str], record: bool = True) -> list[str]:
+def prepare_sweep(config, params: dict | None, arguments: list[str], record: bool = True) -> tuple[list[str], GridPlan]:
     """Record the sweep's start (unless `record` is false: a dry run, which writes nothing but
     is refused as the sweep would be); return the overrides to launch, which name run
-    folders by the swept keys alone."""
+    folders by the swept keys alone, and the grid."""
     plan = plan_grid(params, arguments)
     sweep_dir = Path(config.hydra.sweep.dir)
     name = config.hydra.runtime.choices.get("experiment") or "default"
@@ -110,7 +110,7 @@ def prepare_sweep(config, params: dict | None, arguments: list[str], record: boo
         refuse_other_settings(sweep_dir, plan, readable_starts(sweep_dir))
     log.info("sweep %s over %s -> %s", name, ", ".join(plan.swept) or "one run", sweep_dir)
     exclude = sorted({*plan.fixed, *NEVER_IN_NAMES})
-    return [*arguments, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
+    return [*arguments, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"], plan
 
 
 def record_start(sweep_dir: Path, name: str, plan: GridPlan, starts: list[dict]) -> None:
@@ -152,20 +152,28 @@ def resume_action(job_config, run_dir: Path) -> str:
     return "resume"
 
 
-def preview(config, config_loader, overrides: list[str]) -> list:
-    """A dry run: each run the sweep would launch, with what would happen to it, on stdout."""
+def sweep_jobs(config, config_loader, overrides: list[str]) -> list[tuple]:
+    """Each run the grid launches: its composed config (Hydra's, as the job gets it) and its folder."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from omegaconf import OmegaConf
 
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
+    sweep_dir = Path(config.hydra.sweep.dir)
+    jobs = []
+    for job in (job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch):
+        job_config = config_loader.load_sweep_config(config, list(job))
+        jobs.append((job_config, sweep_dir / str(OmegaConf.select(job_config, "hydra.sweep.subdir"))))
+    return jobs
+
+
+def preview(config, config_loader, overrides: list[str]) -> list:
+    """A dry run: each run the sweep would launch, with what would happen to it, on stdout."""
     from lstm_sweep.run.folder import is_finished, read_status_file, recorded_status
 
-    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
-    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    jobs = sweep_jobs(config, config_loader, overrides)
     sweep_dir = Path(config.hydra.sweep.dir)
     counts: dict[str, int] = {}
-    for job in jobs:
-        job_config = config_loader.load_sweep_config(config, list(job))
-        run_dir = sweep_dir / str(OmegaConf.select(job_config, "hydra.sweep.subdir"))
+    for job_config, run_dir in jobs:
         if is_finished(run_dir):
             action = "skip (finished)"
         elif recorded_status(read_status_file(run_dir))[0] == "running":
@@ -181,3 +189,29 @@ def preview(config, config_loader, overrides: list[str]) -> list:
     summary = ", ".join(f"{counts[action]} {action}" for action in PREVIEW_ACTIONS if action in counts)
     print(f"{len(jobs)} runs in {sweep_dir}: {summary}; dry run, nothing started", flush=True)
     return []
+
+
+def record_board(config, config_loader, overrides: list[str], swept: list[str]) -> None:
+    """TensorBoard's HPARAMS columns for the sweep (sweep/board.py): this start's runs, as
+    composed, and the runs earlier starts left in the folder, as saved."""
+    from omegaconf import OmegaConf
+
+    from lstm_sweep.run.summary import hparam_values
+    from lstm_sweep.sweep.board import write_experiment
+
+    def settings(job_config) -> dict:
+        task = OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])
+        try:
+            return hparam_values(OmegaConf.to_container(task, resolve=True))
+        except Exception:  # an interpolation only a running job resolves: the settings as written
+            return hparam_values(OmegaConf.to_container(task))
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    runs = {run_dir.name: settings(job_config) for job_config, run_dir in sweep_jobs(config, config_loader, overrides)}
+    for saved in sweep_dir.glob("*/.hydra/config.yaml"):
+        if saved.parent.parent.name not in runs:
+            try:
+                runs[saved.parent.parent.name] = settings(OmegaConf.load(saved))
+            except Exception as err:  # lstm-aggregate reports a damaged run; HPARAMS goes without it
+                log.debug("%s left out of HPARAMS: %s", saved, err)
+    write_experiment(sweep_dir, swept, list(runs.values()))
