@@ -31,6 +31,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.files import replacing
@@ -84,6 +85,7 @@ class ResumeCheckpoint(Callback):
         self.saving = False             # writing resume.ckpt (not best or last)
         self.pending_states = None
         self.saved_at = time.monotonic()
+        self.stopping = False           # SIGTERM came: checkpoint at the next batch's start, then stop
 
     def _save(self, trainer: pl.Trainer) -> None:
         start, self.saving = time.monotonic(), True
@@ -102,8 +104,18 @@ class ResumeCheckpoint(Callback):
                else time.monotonic() - self.saved_at >= self.every_seconds)
         # An epoch's start, as its first batch begins — but the run's first: a run killed before
         # any checkpoint starts over, which ends the same, so that one would be written for nothing.
-        if (batch_idx == 0 or due) and trainer.global_step > 0:
+        if (batch_idx == 0 or due or self.stopping) and trainer.global_step > 0:
             self._save(trainer)
+        if self.stopping:
+            raise SIGTERMException
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        # Lightning stops on SIGTERM at this batch's end, where no checkpoint resumes exactly:
+        # the run stops at the next batch's start instead, once resume.ckpt holds all it did
+        # (a SLURM job asked to requeue or cancelled loses nothing).
+        if trainer.received_sigterm:
+            self.stopping = True
+            trainer._signal_connector.received_sigterm = False
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module, checkpoint: dict) -> None:
         # What the checkpoint has seen is on disk: TensorBoard's queue, the CSV logger's rows.

@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import hydra
@@ -29,6 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lstm_sweep.conf.schema import check_config, check_overrides
@@ -60,6 +62,12 @@ from lstm_sweep.run.resume import (
     ResumeCheckpoint,
     resume_point,
     wait_past_event_files,
+)
+from lstm_sweep.run.slurm import (
+    TimeLimitWarning,
+    in_slurm_job,
+    requeue_after_time_limit,
+    slurm_cpus,
 )
 from lstm_sweep.run.summary import RunLogger, RunSummary, write_hparams
 
@@ -122,26 +130,12 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
     # callback without a monitor writes the final weights of every epoch.
     last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
                            save_weights_only=True)
-    trainer = pl.Trainer(
-        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
-        gradient_clip_val=t.gradient_clip_val, gradient_clip_algorithm=t.gradient_clip_algorithm,
-        deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        limit_test_batches=t.limit_test_batches, enable_progress_bar=show_progress_bar(t.progress_bar),
-        num_sanity_val_steps=0, logger=loggers, callbacks=[*callbacks, best, last], default_root_dir=str(run_dir),
-        enable_model_summary=False, plugins=[AtomicCheckpointIO()])
+    with lightning_advice_silenced():
+        trainer = make_trainer(t, loggers, [*callbacks, best, last], run_dir)
 
     try:
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            # Batches are tensor slices made in the main process; worker processes would only add cost.
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            # Lightning's own use of a deprecated torch API; nothing a user can act on.
-            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-            # A resumed run's samplers skip the batches already run (run/resume.py), and its
-            # checkpoint folder holds the interrupted attempt's checkpoints by design.
-            warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-            warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+        with lightning_advice_silenced():
             trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
             # Testing loads the tested checkpoint's state into the module and the callbacks
             # (the best epoch's, if that is the one tested): read what fitting left first.
@@ -171,6 +165,37 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
     return metrics
 
 
+@contextmanager
+def lightning_advice_silenced():
+    """Lightning's warnings that do not apply to these runs."""
+    with warnings.catch_warnings():
+        # Batches are tensor slices made in the main process; worker processes would only add cost.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # Lightning's own use of a deprecated torch API; nothing a user can act on.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        # A resumed run's samplers skip the batches already run (run/resume.py), and its
+        # checkpoint folder holds the interrupted attempt's checkpoints by design.
+        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+        # Its advice to use srun, whenever SLURM's tools are installed: a run outside a job is a
+        # local run, and a submitted run's job needs no srun (slurm.py).
+        warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
+        yield
+
+
+def make_trainer(t, loggers: list, callbacks: list, run_dir: Path) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val, gradient_clip_algorithm=t.gradient_clip_algorithm,
+        deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches, enable_progress_bar=show_progress_bar(t.progress_bar),
+        num_sanity_val_steps=0, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir),
+        enable_model_summary=False,
+        # In a SLURM job the run checkpoints and requeues itself (slurm.py), not Lightning.
+        plugins=[AtomicCheckpointIO(), *([LightningEnvironment()] if in_slurm_job() else [])])
+
+
 def show_progress_bar(configured: bool | None) -> bool:
     """trainer.progress_bar, or (null) whether stdout is a terminal: Lightning's bar redraws
     itself many times a second, which in a log file or a pipe is megabytes of noise."""
@@ -178,18 +203,35 @@ def show_progress_bar(configured: bool | None) -> bool:
 
 
 def torch_threads(configured: int | None) -> int | None:
-    """trainer.threads, or under the joblib launcher cores // jobs, so jobs × threads ≤ cores."""
+    """trainer.threads; in a SLURM job, the CPUs it was given; under a launcher that runs
+    jobs side by side on this machine, cores // jobs, so jobs × threads ≤ cores."""
     if configured is not None:
         return configured
+    if (cpus := slurm_cpus()) is not None:
+        return cpus
     if not HydraConfig.initialized():
         return None
     launcher = HydraConfig.get().launcher
-    if "joblib" not in str(launcher.get("_target_", "")):
-        return None
+    target = str(launcher.get("_target_", ""))
     cores = os.cpu_count() or 1
-    n_jobs = launcher.get("n_jobs") or 1
-    jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 = all cores
+    if "joblib" in target:
+        n_jobs = launcher.get("n_jobs") or 1
+        jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 = all cores
+    elif "submitit_launcher.LocalLauncher" in target:  # every job of the sweep at once, as processes
+        if launcher.get("cpus_per_task"):
+            return int(launcher.cpus_per_task)
+        jobs = min(launcher.get("array_parallelism") or 256, sweep_size())
+    else:
+        return None
     return max(1, cores // jobs)
+
+
+def sweep_size() -> int:
+    """How many runs the sweep this job belongs to launches (sweep.json's last start), or 1."""
+    from lstm_sweep.sweep.grid import readable_starts
+
+    starts = readable_starts(Path(HydraConfig.get().sweep.dir))
+    return int(starts[-1].get("runs") or 1) if starts else 1
 
 
 def record_run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -214,10 +256,13 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
             archive_previous_attempt(run_dir)
         save_hydra_record(run_dir, cfg)
         set_status(run_dir, "running")
+        time_limit = TimeLimitWarning() if in_slurm_job() else nullcontext()
         try:
-            metrics = train(cfg, run_dir, resume_from)
+            with time_limit:
+                metrics = train(cfg, run_dir, resume_from)
         except SIGTERMException:  # Lightning's, with no exit status: stopped, not done
-            set_status(run_dir, "interrupted", "stopped by SIGTERM")
+            warned = getattr(time_limit, "received", False)
+            set_status(run_dir, "interrupted", requeue_after_time_limit() if warned else "stopped by SIGTERM")
             raise SystemExit(128 + signal.SIGTERM) from None
         except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C into exit(1)
             ctrl_c = isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)
