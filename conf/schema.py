@@ -274,6 +274,24 @@ class GridSweeperConfig:
     # Command-line values replace a key's list (model.cell=one fixes it); new keys add factors.
     params: Optional[Dict[str, str]] = field(default_factory=lambda: dict(COURSE_GRID))
     dry_run: bool = False    # list the runs it would start, resume and skip; start none (lstm-sweep --dry-run)
+    task: bool = False       # one task of a submitted sweep (sweep/task.py): launch its one run, record nothing
+
+
+@dataclass
+class SlurmLauncherConfig:
+    """hydra/launcher=slurm: submit the sweep to SLURM and return (sweep/slurm.py)."""
+    _target_: str = "hydra_plugins.lstm_sweep_slurm.SlurmLauncher"
+    partition: Optional[str] = None
+    time_min: int = at_least(1, 60)                 # each job's limit; a longer run requeues itself
+    cpus_per_task: int = at_least(1, 1)             # torch threads of each run
+    mem_gb: Optional[float] = at_least(0, None, strict=True)
+    gpus: int = at_least(0, 0)                      # per run; with trainer.accelerator=gpu
+    max_requeues: int = at_least(0, 5)              # after the time limit; then the run stays unfinished
+    signal_delay_s: int = at_least(1, 120)          # warning before the time limit: checkpoint, requeue
+    array_parallelism: Optional[int] = at_least(1, None)  # at most this many runs at once
+    report: bool = True                             # a report job once every run's job has ended
+    report_out: Optional[str] = None                # its folder (default: lstm-aggregate's)
+    additional_parameters: Dict[str, str] = field(default_factory=dict)  # other sbatch options: {qos: high}
 
 
 def register() -> None:
@@ -291,6 +309,7 @@ def register() -> None:
     for name, node in LOGGERS.items():
         store.store(group="logger", name=name, node=node())
     store.store(group="hydra/sweeper", name="grid", node=GridSweeperConfig)
+    store.store(group="hydra/launcher", name="slurm", node=SlurmLauncherConfig)
 
 
 # --------------------------------------------------------------------------- checks

@@ -11,11 +11,16 @@ class GridSweeper(BasicSweeper):
     and its HPARAMS columns in .hparams/.
     With `dry_run`, it lists the runs it would start, resume and skip, and writes nothing."""
 
-    def __init__(self, max_batch_size, params=None, dry_run: bool = False):
+    def __init__(self, max_batch_size, params=None, dry_run: bool = False, task: bool = False):
         super().__init__(max_batch_size, params)
-        self.dry_run = dry_run
+        self.dry_run, self.task = dry_run, task
 
     def sweep(self, arguments: list[str]):
+        if self.task:  # one run of a submitted sweep, into the folder the submission named
+            from hydra.core.override_parser.overrides_parser import OverridesParser
+
+            parsed = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(arguments)
+            return [self.launcher.launch(self.split_arguments(parsed, None)[0], initial_job_idx=0)]
         launched, plan = prepare_sweep(self.config, self.params, arguments, record=not self.dry_run)
         jobs = [*self._parse_config(), *launched]  # the grid as BasicSweeper will launch it
         if self.dry_run:

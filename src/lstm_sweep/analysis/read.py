@@ -27,6 +27,7 @@ from lstm_sweep.errors import ConfigError, one_line
 from lstm_sweep.naming import NOT_RESULTS
 from lstm_sweep.run.folder import recorded_status
 from lstm_sweep.sweep.board import BOARD_FOLDER
+from lstm_sweep.sweep.slurm import submitted_runs
 
 log = logging.getLogger("lstm_sweep.analysis.read")
 
@@ -106,12 +107,16 @@ def read_info(sweep_dir: Path) -> dict:
 def read_overrides(run_dir: Path) -> dict[str, object]:
     """The run's task overrides as {key: value}, with values typed as Hydra parsed them; a
     list or mapping stays the text it was written as, so that it can label and group runs."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     lines = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
     if not isinstance(lines, ListConfig):  # Hydra writes a list, [] when there are none
         raise ValueError("it holds no list of overrides")
-    parsed = OverridesParser.create().parse_overrides(OmegaConf.to_container(lines))
+    return parse_overrides(OmegaConf.to_container(lines))
+
+
+def parse_overrides(lines: list[str]) -> dict[str, object]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(lines)
     return {o.key_or_group: (o.get_value_element_as_str() if isinstance(o.value(), (list, dict)) else o.value())
             for o in parsed}
 
@@ -243,6 +248,14 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
         rows.append(row)
         epochs.extend(run_epochs)
         overrides.append(run_overrides)
+    # A run submitted to SLURM whose job never started (cancelled while pending) has no folder.
+    found = {folder.name for folder in folders}
+    for name, submitted in submitted_runs(sweep_dir).items():
+        if name not in found:
+            rows.append({"run": name, "status": "unfinished", "path": str(sweep_dir / name),
+                         "error": f"submitted as SLURM job {submitted['job']}, which never started",
+                         **{c: math.nan for c in METRIC_COLUMNS}})
+            overrides.append(parse_overrides([o for o in submitted["overrides"] if not o.startswith("hydra.")]))
 
     # Factors: the override keys whose values differ between runs, in the grid's order. A run
     # whose overrides cannot be read has none: it is damaged, and must not make a factor.

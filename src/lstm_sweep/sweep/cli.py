@@ -5,6 +5,8 @@
     lstm-sweep model.hidden_size=64,128 seed='range(3)'
     lstm-sweep --dir multirun/report2021/2026-…    # complete an interrupted sweep
     lstm-sweep --dry-run model.hidden_size=64,128  # what it would start, resume and skip
+    lstm-sweep hydra/launcher=slurm hydra.launcher.partition=gpu …   # submit to SLURM, return
+    lstm-sweep --status multirun/report2021/2026-…  # where each run stands
 
 The sweep itself is `lstm-train -m` with the same overrides, run as a child process (the
 grid and the run folders are its sweeper's, grid.py); this command picks the sweep folder,
@@ -34,8 +36,9 @@ from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
 from lstm_sweep.errors import log_user_error
 from lstm_sweep.sweep.child import PARENT_VARIABLE
-from lstm_sweep.sweep.grid import COMMAND_VARIABLE
+from lstm_sweep.sweep.grid import COMMAND_VARIABLE, quote
 from lstm_sweep.sweep.progress import SweepProgress
+from lstm_sweep.sweep.status import print_status, submitted_since
 
 log = logging.getLogger("lstm_sweep.sweep")
 PROGRESS_SECONDS = 2  # how often the sweep folder is read for runs that ended
@@ -54,6 +57,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "experiment=NAME), as lstm-train's --config-dir")
     parser.add_argument("--dry-run", action="store_true",
                         help="list the runs the sweep would start, resume and skip (as finished); start none")
+    parser.add_argument("--status", type=Path, metavar="DIR",
+                        help="show each run of the sweep folder DIR as it stands (and its SLURM job's, if "
+                             "submitted with hydra/launcher=slurm); start nothing")
     args, overrides = parser.parse_known_args(argv)
     unknown = [o for o in overrides if o.startswith("--")]
     if unknown:
@@ -87,11 +93,6 @@ def interrupted(sweep_dir: Path, since: float) -> bool:
     return False
 
 
-def quote(value: str) -> str:
-    """A Hydra override value that keeps any character."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def pass_on(child: subprocess.Popen, signum: int) -> None:
     """The signal to the child's whole process group: every run records itself as interrupted.
     A hangup goes on as SIGTERM, which the runs handle (SIGHUP would kill them unrecorded)."""
@@ -103,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    if args.status:
+        try:
+            return print_status(args.status)
+        except Exception as err:
+            return log_user_error(err, log)
     try:
         sweep_dir = args.dir or default_sweep_dir(experiment_name(args.overrides))
     except Exception as err:  # Hydra's parser: an override that is not key=value
@@ -139,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + (-code if code < 0 else code - 128 if code >= 128 else signal.SIGINT)
     if child.returncode:  # refused (its error is above); a failed run is not that
         return child.returncode
+    if (submission := submitted_since(sweep_dir, started)) is not None:  # hydra/launcher=slurm: queued
+        log.info("the sweep is queued (array %s, report %s); `lstm-sweep --status %s` shows where it stands",
+                 submission["array"], submission["report"] or "none", sweep_dir)
+        return 0
     try:
         if args.no_report:
             runs = read_sweep(sweep_dir).runs

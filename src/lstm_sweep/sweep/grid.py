@@ -37,6 +37,11 @@ NEVER_IN_NAMES = ("data.root", "data.cache_dir", "experiment")  # where, not wha
 COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to record instead of ours
 
 
+def quote(value: str) -> str:
+    """A Hydra override value that keeps any character."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @dataclass(frozen=True)
 class GridPlan:
     swept: list[str]          # keys given several values, in grid order

@@ -1,0 +1,178 @@
+"""Sweeps on SLURM that need nobody waiting: the grid goes in as one job array, the report
+as a job that starts once every run's job has ended (`afterany`: also when some failed or
+were cancelled), and the command returns. The job ids go into the sweep folder's
+`slurm.json`, from which `lstm-sweep --status` reads the sweep's state.
+
+Each array task is one run of the grid, trained as `lstm-train -m` trains it (the same
+folder, config and skipping of finished runs; run locks keep a run from training twice when
+local processes complete the same folder). The task execs Python from the batch script, so
+SLURM's time-limit warning (`--signal=B:USR1@…`) reaches the run (run/slurm.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+from lstm_sweep.errors import ConfigError
+from lstm_sweep.files import write_json, write_text
+from lstm_sweep.run.slurm import MAX_REQUEUES_VARIABLE, TIME_LIMIT_SIGNAL
+
+JOBS_FOLDER = ".slurm"       # job scripts, task lists and the jobs' output
+RECORD_FILE = "slurm.json"   # every submission's job ids
+
+
+@dataclass
+class SlurmSettings:
+    """hydra/launcher=slurm's keys (conf/schema.py), as sbatch takes them."""
+    partition: str | None = None
+    time_min: int = 60                   # each job's time limit; a longer run goes on after a requeue
+    cpus_per_task: int = 1               # torch uses this many threads
+    mem_gb: float | None = None
+    gpus: int = 0
+    max_requeues: int = 5                # a run stopped at the time limit requeues itself this many times
+    signal_delay_s: int = 120            # SLURM's warning before the time limit: the run checkpoints
+    array_parallelism: int | None = None  # at most this many runs at once
+    report: bool = True                  # a job that writes the report when every run's job has ended
+    report_out: str | None = None        # its folder (lstm-aggregate --out)
+    additional_parameters: dict = field(default_factory=dict)  # any other sbatch option: {qos: high}
+
+
+def sbatch_options(settings: SlurmSettings, name: str) -> list[str]:
+    options = [f"--job-name={name}", f"--time={settings.time_min}", f"--cpus-per-task={settings.cpus_per_task}"]
+    if settings.partition:
+        options.append(f"--partition={settings.partition}")
+    if settings.mem_gb:
+        options.append(f"--mem={int(settings.mem_gb * 1024)}M")
+    if settings.gpus:
+        options.append(f"--gpus-per-task={settings.gpus}")
+    options += [f"--{key.replace('_', '-')}={value}" for key, value in settings.additional_parameters.items()]
+    return options
+
+
+def array_script(sweep_dir: Path, tasks_file: Path, settings: SlurmSettings, count: int) -> str:
+    """The job array: task i trains run i of tasks_file."""
+    spread = f"%{settings.array_parallelism}" if settings.array_parallelism else ""
+    lines = ["#!/bin/bash",
+             *(f"#SBATCH {o}" for o in sbatch_options(settings, f"lstm-sweep:{sweep_dir.name}")),
+             f"#SBATCH --array=0-{count - 1}{spread}",
+             f"#SBATCH --output={sweep_dir.absolute() / JOBS_FOLDER / '%A_%a.out'}",
+             "#SBATCH --open-mode=append",  # a requeued job's output goes on in the same file
+             "#SBATCH --requeue",
+             f"#SBATCH --signal=B:{TIME_LIMIT_SIGNAL.name.removeprefix('SIG')}@{settings.signal_delay_s}",
+             f"export {MAX_REQUEUES_VARIABLE}={settings.max_requeues}",
+             f"cd {shlex.quote(os.getcwd())}",
+             # exec: the warning goes to the batch shell, which is then the run itself
+             "exec " + shlex.join([sys.executable, "-m", "lstm_sweep.sweep.task", str(tasks_file.absolute())])
+             + ' "$SLURM_ARRAY_TASK_ID"']
+    return "\n".join(lines) + "\n"
+
+
+def report_script(sweep_dir: Path, settings: SlurmSettings) -> str:
+    aggregate = Path(sys.executable).parent / "lstm-aggregate"
+    out = ["--out", settings.report_out] if settings.report_out else []
+    options = [o for o in sbatch_options(settings, f"lstm-sweep-report:{sweep_dir.name}")
+               if not o.startswith(("--cpus-per-task", "--gpus", "--time"))]
+    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in options), "#SBATCH --cpus-per-task=1", "#SBATCH --time=60",
+             f"#SBATCH --output={sweep_dir.absolute() / JOBS_FOLDER / 'report-%j.out'}",
+             f"cd {shlex.quote(os.getcwd())}",
+             # the report is written whatever the runs' fate; its exit status says if any did not finish
+             "exec " + shlex.join([str(aggregate), str(sweep_dir.absolute()), *out])]
+    return "\n".join(lines) + "\n"
+
+
+def sbatch(script: Path, *options: str) -> str:
+    """Submit a script; its job id."""
+    try:
+        result = subprocess.run(["sbatch", "--parsable", *options, str(script)], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ConfigError("hydra/launcher=slurm needs SLURM's sbatch on PATH: submit from a machine of the cluster") from None
+    if result.returncode != 0:
+        raise ConfigError(f"sbatch refused {script.name}: {result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout.strip().split(";")[0]
+
+
+def submit(sweep_dir: Path, tasks: list[dict], settings: SlurmSettings) -> dict:
+    """Submit each task ({run, overrides}) as one task of a job array, and the report job after
+    them; record and return the submission."""
+    jobs = sweep_dir / JOBS_FOLDER
+    jobs.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(sweep_dir / ".slurm.lock")):
+        previous = read_record(sweep_dir)
+        number = len(previous["submissions"])
+        tasks_file = jobs / f"tasks-{number}.json"
+        write_json(tasks_file, tasks)
+        script = jobs / f"array-{number}.sh"
+        write_text(script, array_script(sweep_dir, tasks_file, settings, len(tasks)))
+        array = sbatch(script)
+        report = None
+        if settings.report:
+            report_file = jobs / f"report-{number}.sh"
+            write_text(report_file, report_script(sweep_dir, settings))
+            report = sbatch(report_file, f"--dependency=afterany:{array}")
+        submission = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "array": array,
+                      "report": report, "runs": {task["run"]: f"{array}_{i}" for i, task in enumerate(tasks)}}
+        write_json(sweep_dir / RECORD_FILE, {"submissions": [*previous["submissions"], submission]})
+    return submission
+
+
+def read_record(sweep_dir: Path) -> dict:
+    path = sweep_dir / RECORD_FILE
+    if not path.exists():
+        return {"submissions": []}
+    try:
+        record = json.loads(path.read_text())
+        if isinstance(record.get("submissions"), list):
+            return record
+    except (ValueError, AttributeError):
+        pass
+    raise ConfigError(f"{path} cannot be read: it is not the record lstm-sweep writes")
+
+
+def submitted_runs(sweep_dir: Path) -> dict[str, dict]:
+    """{run: {job, overrides}} of every submission (a later one of a run counts), for a report
+    that must list a run whose job never started (cancelled while pending); {} if none or
+    the record cannot be read."""
+    try:
+        submissions = read_record(sweep_dir)["submissions"]
+    except ConfigError:
+        return {}
+    runs = {}
+    for number, submission in enumerate(submissions):
+        try:
+            tasks = json.loads((sweep_dir / JOBS_FOLDER / f"tasks-{number}.json").read_text())
+        except (OSError, ValueError):
+            tasks = []
+        overrides = {task.get("run"): task.get("overrides", []) for task in tasks if isinstance(task, dict)}
+        for run, job in submission.get("runs", {}).items():
+            runs[run] = {"job": job, "overrides": overrides.get(run, [])}
+    return runs
+
+
+def job_states(job_ids: list[str]) -> dict[str, dict]:
+    """SLURM's accounting for these jobs: {job id: {state, exit, requeues}}; a job listed more
+    than once (each requeue leaves a record) counts its requeues."""
+    if not job_ids:
+        return {}
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    result = subprocess.run(["sacct", "--noheader", "--parsable2", "--duplicates", "--allocations",
+                             "--format=JobID,State,ExitCode", "--jobs", ",".join(arrays)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ConfigError(f"sacct cannot tell the jobs' states: {result.stderr.strip()}")
+    states: dict[str, dict] = {}
+    for line in result.stdout.splitlines():
+        job, state, exit_code = line.split("|")[:3]
+        entry = states.setdefault(job, {"requeues": 0})
+        if state.startswith(("REQUEUED", "PREEMPTED")):
+            entry["requeues"] += 1
+        entry.update(state=state.split()[0], exit=exit_code)  # the last record is the latest
+    return states
