@@ -3,7 +3,9 @@ corpora (or a skip that says where to put them), and small functions."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,14 @@ TINY_RUN = ["model.embedding_size=16", "model.hidden_size=16", "trainer.max_epoc
             "trainer.progress_bar=false"]
 TINY = TINY_CORPUS + TINY_RUN
 STREAM = ["data.protocol=stream", "data.bptt=6", "data.batch_size=8", "data.eval_batch_size=4"]
+
+
+def extra(module: str, name: str | None = None):
+    """An optional extra's module, or a skip naming the install; under
+    LSTM_SWEEP_REQUIRE_EXTRAS=1 (.ci/run installs them all) a missing one fails."""
+    if os.environ.get("LSTM_SWEEP_REQUIRE_EXTRAS") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module, reason=f'an optional extra: pip install "lstm-sweep[{name or module}]"')
 
 
 def shared_corpus(name: str) -> Path:

@@ -1,8 +1,7 @@
 """The `logger` group beside TensorBoard — CSV, and MLflow against a real tracking server this
 file starts on 127.0.0.1 — and an Optuna search that minimises the runs' objective.
 
-MLflow and Optuna are optional extras: their tests skip where they are not installed, except
-under LSTM_SWEEP_REQUIRE_EXTRAS=1 (.ci/run installs them), where a missing one fails."""
+MLflow and Optuna are optional extras: their tests skip where they are not installed (helpers.extra)."""
 
 import csv
 import json
@@ -18,18 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TINY, compose_run, logged, run_until_killed
+from helpers import TINY, compose_run, extra, logged, run_until_killed
 
 from lstm_sweep.run.train import record_run
 
 BIN = Path(sys.executable).parent
 TIMINGS = ("train/tokens_per_sec", "wall_time_sec")
-
-
-def extra(module: str):
-    if os.environ.get("LSTM_SWEEP_REQUIRE_EXTRAS") == "1":
-        return __import__(module)
-    return pytest.importorskip(module, reason=f'an optional extra: pip install "lstm-sweep[{module}]"')
 
 
 def csv_rows(run_dir: Path) -> list[dict]:
@@ -102,7 +95,7 @@ def test_an_mlflow_run_records_the_settings_and_every_scalar_and_a_killed_run_go
     overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.max_epochs=3", "trainer.log_every_n_steps=3",
                  "trainer.checkpoint_every_n_steps=7", "logger=mlflow", f"logger.mlflow.tracking_uri={mlflow_server}",
                  "model.cell=two"]
-    run_dir = tmp_path / "cell=two,seed=0"
+    run_dir = tmp_path / "mlflow-run"
     proc = subprocess.run([str(BIN / "lstm-train"), *overrides, f"hydra.run.dir={run_dir}"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -110,7 +103,7 @@ def test_an_mlflow_run_records_the_settings_and_every_scalar_and_a_killed_run_go
     record = json.loads((run_dir / "mlflow.json").read_text())
     client = MlflowClient(mlflow_server)
     run = client.get_run(record["run_id"])
-    assert run.info.status == "FINISHED" and run.info.run_name == "cell=two,seed=0"
+    assert run.info.status == "FINISHED" and run.info.run_name == "mlflow-run"
     assert client.get_experiment(run.info.experiment_id).name == "lstm-sweep"
     assert run.data.params["model.cell"] == "two" and run.data.params["trainer.max_epochs"] == "3"
     assert run.data.tags["run_dir"] == str(run_dir.resolve())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import TINY
+from helpers import TINY, extra
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -106,3 +106,69 @@ def test_a_submitted_sweep_needs_no_one_survives_requeue_and_cancel_and_equals_t
         ours = json.loads((sweep_dir / run / "metrics.json").read_text())
         assert {k: v for k, v in ours.items() if k not in timings} == \
             {k: v for k, v in here[run].items() if k not in timings}, run
+
+
+def test_a_run_longer_than_its_time_limit_finishes_across_requeues_and_the_cap_stops_one(
+        cluster, tmp_path, cache_dir):
+    # ~2 min of training against a 2-minute limit, warned 30 s ahead — SLURM may warn up to a
+    # minute early, so each job trains 20-80 s before its warning and the run needs requeues.
+    long_run = [*TINY, "data.generator.train_tokens=300000", "trainer.max_epochs=4", "model.embedding_size=128",
+                "model.hidden_size=128", "model.num_layers=1",
+                "model.cell=one", "seed=0", "hydra/launcher=slurm", "hydra.launcher.time_min=2",
+                "hydra.launcher.signal_delay_s=30", "hydra.launcher.report=false"]
+    for name, cap in (("enough", 10), ("capped", 0)):
+        proc = lstm_sweep(tmp_path, cache_dir, "--dir", name, *long_run, f"hydra.launcher.max_requeues={cap}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def settled(name: str) -> dict | None:
+        row = status(tmp_path, name)["run"] if (tmp_path / name / "run").exists() else None
+        return row if row and row["state"] not in ("pending", "running") else None
+
+    enough = wait_for(lambda: settled("enough"), "the run to finish across requeues", seconds=600)
+    assert enough["state"] == "finished" and enough["requeues"] >= 1
+    log = (tmp_path / "enough" / "run" / "train.log").read_text()
+    assert "SLURM's time-limit warning" in log and "resuming from" in log
+    capped = wait_for(lambda: settled("capped"), "the capped run to stop", seconds=300)
+    assert capped["state"] in ("interrupted", "timed out") and capped["requeues"] == 0
+    record = json.loads((tmp_path / "capped" / "run" / "status.json").read_text())
+    assert record["status"] == "interrupted" and "not requeued: it was requeued 0 times, the most allowed" in record["error"]
+
+    # resumed across jobs, the run equals the same run never interrupted
+    local = lstm_sweep(tmp_path, cache_dir, "--dir", "local", "--no-report", "hydra/launcher=joblib",
+                       "hydra.launcher.n_jobs=2", *[o for o in long_run if not o.startswith("hydra")])  # 1 thread, as the job
+    assert local.returncode == 0, local.stderr[-3000:]
+    timings = ("wall_time_sec", "train/tokens_per_sec")
+    ours, here = (json.loads((tmp_path / d / "run" / "metrics.json").read_text()) for d in ("enough", "local"))
+    assert {k: v for k, v in ours.items() if k not in timings} == {k: v for k, v in here.items() if k not in timings}
+
+
+@pytest.mark.extras
+def test_hydras_own_submitit_launcher_still_runs_a_sweep_with_threads_shared(tmp_path, cache_dir):
+    """The blocking path (pip install "lstm-sweep[slurm]"): Hydra's submitit_local runs every
+    job at once, so each gets cores ÷ jobs threads."""
+    extra("hydra_plugins.hydra_submitit_launcher", "slurm")
+    proc = lstm_sweep(tmp_path, cache_dir, "--dir", "local", "--no-report", "hydra/launcher=submitit_local",
+                      *TINY, "model.num_layers=1", "model.cell=one", "seed=0,1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for run in ("seed=0", "seed=1"):
+        log = (tmp_path / "local" / run / "train.log").read_text()
+        assert f"{max(1, (os.cpu_count() or 1) // 2)} torch threads" in log
+        assert json.loads((tmp_path / "local" / run / "status.json").read_text())["status"] == "finished"
+
+
+def test_a_sweep_completed_by_cluster_jobs_and_a_local_process_at_once_trains_each_run_once(
+        cluster, tmp_path, cache_dir):
+    grid = [*TINY, "data.generator.train_tokens=20000", "trainer.max_epochs=2", "model.num_layers=1",
+            "model.cell=one,two", "seed=0,1"]
+    submitted = lstm_sweep(tmp_path, cache_dir, "--dir", "mixed", "--no-report", "hydra/launcher=slurm",
+                           "hydra.launcher.array_parallelism=1", "hydra.launcher.report=false", *grid)
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    local = lstm_sweep(tmp_path, cache_dir, "--dir", "mixed", "--no-report", *grid)
+    assert local.returncode in (0, 1), local.stderr[-3000:]  # 1: runs the cluster still trained when it ended
+    wait_for(lambda: all(r["state"] == "finished" for run, r in status(tmp_path, "mixed").items() if run),
+             "every run finished", seconds=600)
+    runs = sorted(p.parent for p in (tmp_path / "mixed").glob("*/metrics.json"))
+    assert len(runs) == 4
+    for run in runs:
+        assert (run / "train.log").read_text().count("corpus: train") == 1, run.name  # trained once, by one of them
+        assert not (run / "attempts").exists()

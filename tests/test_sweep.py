@@ -41,7 +41,8 @@ def sweep(tmp_path_factory, cache_dir):
 @pytest.mark.slow
 def test_sweep_names_runs_by_their_swept_values(sweep):
     cwd, proc = sweep
-    names = sorted(p.name for p in (cwd / "multirun" / "small").iterdir() if p.is_dir())
+    # .hparams/: the sweep's TensorBoard columns, beside the run folders
+    names = sorted(p.name for p in (cwd / "multirun" / "small").iterdir() if p.is_dir() and p.name != ".hparams")
     assert names == [f"cell={c},layers={n},seed={s}" for c in ("one", "three", "two") for n in (1, 2) for s in (0, 1)]
     info = json.loads((cwd / "multirun" / "small" / "sweep.json").read_text())
     assert info["swept"] == ["model.cell", "model.num_layers", "seed"]
@@ -238,10 +239,11 @@ def test_completing_a_sweep_with_other_fixed_settings_is_refused_and_rewrites_no
     cwd, _ = sweep
     folder = cwd / "multirun" / "small"
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    # another launcher is no other setting: it changes how runs are made, not what they compute
     proc = lstm_sweep(cwd, cache_dir, "--dir", "multirun/small", *SMALL_GRID, "model.cell=one,two,three",
-                      "trainer.max_epochs=3", "model.hidden_size=32")
+                      "trainer.max_epochs=3", "model.hidden_size=32", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert proc.returncode == 1
-    assert "was swept with other fixed settings: model.hidden_size (16 → 32), trainer.max_epochs (2 → 3)" in proc.stderr
+    assert "was swept with other fixed settings: model.hidden_size (16 → 32), trainer.max_epochs (2 → 3);" in proc.stderr
     after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert after == before  # no run started, no .hydra/ rewritten, no start recorded
 
@@ -344,7 +346,7 @@ def test_two_sweeps_on_one_folder_train_each_run_exactly_once(tmp_path, cache_di
     procs = [subprocess.Popen([str(BIN / "lstm-sweep"), *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     errors = [p.communicate(timeout=600)[1] for p in procs]
-    runs = sorted(p for p in (tmp_path / "shared").iterdir() if p.is_dir())
+    runs = sorted(p for p in (tmp_path / "shared").iterdir() if p.is_dir() and p.name != ".hparams")
     assert [r.name for r in runs] == [f"cell={c},seed={s}" for c in ("one", "two") for s in (0, 1)]
     for run in runs:
         assert json.loads((run / "status.json").read_text())["status"] == "finished"

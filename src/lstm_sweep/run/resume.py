@@ -36,6 +36,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.files import replacing
 from lstm_sweep.naming import NOT_RESULTS
+from lstm_sweep.run.slurm import TimeLimitWarning
 from lstm_sweep.run.summary import flatten
 
 log = logging.getLogger("lstm_sweep.run.train")
@@ -112,8 +113,11 @@ class ResumeCheckpoint(Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         # Lightning stops on SIGTERM at this batch's end, where no checkpoint resumes exactly:
         # the run stops at the next batch's start instead, once resume.ckpt holds all it did
-        # (a SLURM job asked to requeue or cancelled loses nothing).
-        if trainer.received_sigterm:
+        # (a SLURM job asked to requeue or cancelled, or warned of its time limit, loses nothing).
+        if trainer.received_sigterm or TimeLimitWarning.warned():
+            if not self.stopping:
+                log.info("%s: the run stops at the next batch, once %s holds all it did",
+                         "SLURM's time-limit warning" if TimeLimitWarning.warned() else "SIGTERM", self.path.name)
             self.stopping = True
             trainer._signal_connector.received_sigterm = False
 

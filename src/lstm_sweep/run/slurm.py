@@ -42,35 +42,37 @@ def restarts() -> int:
 
 
 class TimeLimitWarning:
-    """While installed, SIGUSR1 stops the run the way SIGTERM does and is remembered, so the
-    run can requeue its job once it has stopped."""
+    """SIGUSR1 remembered: the run stops at the next batch as on SIGTERM (resume.py asks
+    `warned()`), and can then requeue its job. A flag, not a second signal, and installed
+    before anything slow (sweep/task.py): SLURM may warn up to a minute early, while the
+    interpreter still loads, and SIGUSR1's default is to end the process."""
 
-    def __init__(self):
-        self.received = False
-        self.previous = None
+    received = False
 
-    def __enter__(self) -> TimeLimitWarning:
+    @staticmethod
+    def install() -> None:
         def handler(signum, frame):
-            self.received = True
-            log.info("SLURM's time-limit warning: the run stops at the next batch, checkpointed")
-            os.kill(os.getpid(), signal.SIGTERM)  # Lightning's SIGTERM path: see resume.py
+            TimeLimitWarning.received = True
 
-        self.previous = signal.signal(TIME_LIMIT_SIGNAL, handler)
-        return self
+        signal.signal(TIME_LIMIT_SIGNAL, handler)
 
-    def __exit__(self, *exc) -> None:
-        signal.signal(TIME_LIMIT_SIGNAL, self.previous)
+    @staticmethod
+    def warned() -> bool:
+        return TimeLimitWarning.received
 
 
-def requeue_after_time_limit() -> str:
+def requeue_after_time_limit(record) -> None:
     """Requeue this job (it resumes from its checkpoint), unless it has been requeued the most
-    times allowed; returns what happened, for the run's status."""
+    times allowed. `record(text)` writes the run's status first: requeueing ends the job, and
+    SIGTERM is ignored from here so that nothing cuts the run's exit short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     limit = int(os.environ.get(MAX_REQUEUES_VARIABLE) or DEFAULT_MAX_REQUEUES)
     done = restarts()
     if done >= limit:
-        return f"stopped at SLURM's time limit; not requeued: it was requeued {done} times, the most allowed"
+        record(f"stopped at SLURM's time limit; not requeued: it was requeued {done} times, the most allowed")
+        return
     job = job_id()
+    record(f"stopped at SLURM's time limit; job {job} requeued ({done + 1} of {limit}), to resume")
     result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
     if result.returncode != 0:
-        return f"stopped at SLURM's time limit; requeueing job {job} failed: {result.stderr.strip()}"
-    return f"stopped at SLURM's time limit; job {job} requeued ({done + 1} of {limit}), to resume"
+        record(f"stopped at SLURM's time limit; requeueing job {job} failed: {result.stderr.strip()}")

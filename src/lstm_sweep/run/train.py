@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -256,13 +256,15 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
             archive_previous_attempt(run_dir)
         save_hydra_record(run_dir, cfg)
         set_status(run_dir, "running")
-        time_limit = TimeLimitWarning() if in_slurm_job() else nullcontext()
+        if in_slurm_job():
+            TimeLimitWarning.install()  # already, in a submitted sweep's task
         try:
-            with time_limit:
-                metrics = train(cfg, run_dir, resume_from)
+            metrics = train(cfg, run_dir, resume_from)
         except SIGTERMException:  # Lightning's, with no exit status: stopped, not done
-            warned = getattr(time_limit, "received", False)
-            set_status(run_dir, "interrupted", requeue_after_time_limit() if warned else "stopped by SIGTERM")
+            if in_slurm_job() and TimeLimitWarning.warned():
+                requeue_after_time_limit(lambda why: set_status(run_dir, "interrupted", why))
+            else:
+                set_status(run_dir, "interrupted", "stopped by SIGTERM")
             raise SystemExit(128 + signal.SIGTERM) from None
         except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C into exit(1)
             ctrl_c = isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)

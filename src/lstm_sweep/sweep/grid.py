@@ -91,7 +91,8 @@ def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -
     if first is None:  # a new sweep, or one recorded before fixed settings were
         return
     keys = sorted(set(first) | set(plan.fixed))
-    changed = [k for k in keys if first.get(k) != plan.fixed.get(k) and not k.startswith(NOT_RESULTS)]
+    # Hydra's own keys (the launcher, its folders) say how runs are made, never what they compute.
+    changed = [k for k in keys if first.get(k) != plan.fixed.get(k) and not k.startswith((*NOT_RESULTS, "hydra"))]
     if changed:
         details = ", ".join(f"{k} ({first.get(k, 'not set')} → {plan.fixed.get(k, 'not set')})" for k in changed)
         raise ConfigError(f"{sweep_dir} was swept with other fixed settings: {details}; complete it with "

@@ -47,12 +47,15 @@ def run_states(sweep_dir: Path) -> list[dict]:
         job_state = slurm.get("state")
         if status in ("finished", "failed") or job_state is None:
             state = status  # the run's own record is the last word
+        elif JOB_STATES.get(job_state) in ("pending", "running", "cancelled"):
+            state = JOB_STATES[job_state]
+        elif status == "interrupted":  # it stopped itself and says why (the time limit, SIGTERM)
+            state = status
         elif job_state == "COMPLETED":  # the job ended without the run recording an outcome
-            state = "interrupted" if status == "interrupted" else "unfinished"
+            state = "unfinished"
         else:
             state = JOB_STATES.get(job_state, job_state.lower())
-            if state == "failed":
-                error = error or f"job {job} {job_state} (exit {slurm.get('exit')})"
+            error = error or f"job {job} {job_state} (exit {slurm.get('exit')})"
         rows.append({"run": name, "state": state, "job": job or "", "requeues": slurm.get("requeues", 0),
                      "detail": error})
     return rows

@@ -1,0 +1,80 @@
+"""`lstm-sweep --status`: a run's own record and its SLURM job's state, read together
+(SLURM's accounting stubbed here; test_slurm.py asks a real cluster)."""
+
+import json
+
+import pytest
+
+from lstm_sweep.files import write_json as write_whole
+from lstm_sweep.sweep import status as status_module
+from lstm_sweep.sweep.slurm import JOBS_FOLDER, RECORD_FILE
+
+# run: (status.json record or None for no folder, SLURM state or None for a local run, expected)
+CASES = {
+    "done": ({"status": "finished"}, "COMPLETED", "finished"),
+    "bad-value": ({"status": "failed", "error": "model.cell='three' is not one of …"}, "COMPLETED", "failed"),
+    "queued": (None, "PENDING", "pending"),
+    "requeued": ({"status": "interrupted", "error": "stopped by SIGTERM"}, "PENDING", "pending"),
+    "training": ({"status": "running", "host": "elsewhere", "pid": 1}, "RUNNING", "running"),
+    "cancelled": ({"status": "interrupted", "error": "stopped by SIGTERM"}, "CANCELLED", "cancelled"),
+    "cancelled-queued": (None, "CANCELLED", "cancelled"),
+    "capped": ({"status": "interrupted", "error": "stopped at SLURM's time limit; not requeued"}, "FAILED",
+               "interrupted"),
+    "out-of-memory": ({"status": "running", "host": "elsewhere", "pid": 1}, "OUT_OF_MEMORY", "failed"),
+    "local": ({"status": "finished"}, None, "finished"),
+}
+
+
+def write_json(path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_whole(path, data)
+
+
+def test_each_run_reads_as_its_record_and_its_job_say_together(tmp_path, monkeypatch):
+    jobs = {}
+    for i, (run, (record, state, _)) in enumerate(CASES.items()):
+        if record is not None:
+            write_json(tmp_path / run / "status.json", record)
+        if state is not None:
+            jobs[run] = f"100_{i}"
+    write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "100",
+                                                         "report": "101", "runs": jobs}]})
+    states = {job: {"state": CASES[run][1], "exit": "0:9" if run == "out-of-memory" else "0:0",
+                    "requeues": 1 if run == "requeued" else 0} for run, job in jobs.items()}
+    states["101"] = {"state": "PENDING", "exit": "0:0", "requeues": 0}
+    monkeypatch.setattr(status_module, "job_states", lambda ids: {j: states[j] for j in ids})
+    rows = {row["run"]: row for row in status_module.run_states(tmp_path)}
+    assert {run: row["state"] for run, row in rows.items()} == {run: case[2] for run, case in CASES.items()}
+    assert rows["requeued"]["requeues"] == 1 and rows["local"]["job"] == ""
+    assert rows["out-of-memory"]["detail"] == "job 100_8 OUT_OF_MEMORY (exit 0:9)"
+    assert status_module.report_state(tmp_path) == "report job 101: pending"
+
+
+def test_a_sweep_never_submitted_reads_from_its_records_alone(tmp_path, capsys):
+    write_json(tmp_path / "run" / "status.json", {"status": "finished"})
+    assert status_module.print_status(tmp_path) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:2] == ["run", "finished"]
+    assert out[-1] == f"1 runs in {tmp_path}: 1 finished; no report job"
+
+
+def test_a_damaged_record_is_one_clear_error(tmp_path):
+    from lstm_sweep.errors import ConfigError
+
+    (tmp_path / RECORD_FILE).write_text("{not json")
+    with pytest.raises(ConfigError, match="slurm.json cannot be read"):
+        status_module.run_states(tmp_path)
+
+
+def test_a_run_whose_job_never_started_is_listed_by_the_report(tmp_path):
+    from lstm_sweep.analysis.read import read_sweep
+
+    write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "7",
+                                                         "report": None, "runs": {"seed=1": "7_1"}}]})
+    (tmp_path / JOBS_FOLDER).mkdir()
+    (tmp_path / JOBS_FOLDER / "tasks-0.json").write_text(json.dumps(
+        [{"run": "seed=1", "overrides": ["seed=1", "hydra.job.config.override_dirname.exclude_keys=[]"]}]))
+    write_json(tmp_path / "seed=0" / "status.json", {"status": "failed", "error": "boom"})
+    runs = read_sweep(tmp_path).runs.set_index("run")
+    assert runs.loc["seed=1", "status"] == "unfinished"
+    assert runs.loc["seed=1", "error"] == "submitted as SLURM job 7_1, which never started"
