@@ -78,3 +78,45 @@ def test_a_run_whose_job_never_started_is_listed_by_the_report(tmp_path):
     runs = read_sweep(tmp_path).runs.set_index("run")
     assert runs.loc["seed=1", "status"] == "unfinished"
     assert runs.loc["seed=1", "error"] == "submitted as SLURM job 7_1, which never started"
+
+
+COUNTED_SUBMISSION = """
+import sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+composed = []
+load = ConfigLoaderImpl.load_sweep_config
+
+
+def counted(self, master_config, sweep_overrides):
+    composed.append(tuple(sweep_overrides))
+    return load(self, master_config, sweep_overrides)
+
+
+ConfigLoaderImpl.load_sweep_config = counted
+from lstm_sweep.run.train import main
+try:
+    main()
+finally:
+    print("composed", len(composed), len(set(composed)))
+"""
+
+
+def test_a_submitted_grid_composes_each_run_once(tmp_path):
+    """The HPARAMS columns, Hydra's legality check and the launcher share one composition a run."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 4242\n")  # a queue that takes anything
+    (bin_dir / "sbatch").chmod(0o755)
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNTED_SUBMISSION, "-m", "hydra/launcher=slurm", "model.cell=one,two",
+         "seed=range(3)", "model.num_layers=1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "composed 6 6" in proc.stdout
+    submission = json.loads((tmp_path / "sweep" / RECORD_FILE).read_text())["submissions"][0]
+    assert sorted(submission["runs"]) == [f"cell={c},seed={s}" for c in ("one", "two") for s in range(3)]

@@ -18,7 +18,7 @@ from helpers import TINY, TINY_CORPUS, compose_run
 
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
-from lstm_sweep.naming import run_name
+from lstm_sweep.naming import run_name, trial_label
 from lstm_sweep.run.folder import recorded_status
 
 BIN = Path(sys.executable).parent
@@ -132,8 +132,11 @@ def test_tensorboard_lists_the_swept_keys_first_and_opens_on_the_curves(sweep):
     from lstm_sweep.sweep.board import METRICS
 
     cwd, _ = sweep
-    experiment, tags, layout = tensorboard_answers(
-        cwd / "multirun" / "small", ("/data/plugin/hparams/experiment", {"experimentName": ""}),
+    folder = cwd / "multirun" / "small"
+    experiment, groups, tags, layout = tensorboard_answers(
+        folder, ("/data/plugin/hparams/experiment", {"experimentName": ""}),
+        ("/data/plugin/hparams/session_groups", {"experimentName": "", "startIndex": 0, "sliceSize": 100,
+                                                 "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"]}),
         ("/data/plugin/scalars/tags", None), ("/data/plugin/custom_scalars/layout", None))
     # HPARAMS ticks the first five it lists: the swept keys come first, marked as differing
     infos = experiment["hparamInfos"]
@@ -141,6 +144,11 @@ def test_tensorboard_lists_the_swept_keys_first_and_opens_on_the_curves(sweep):
     assert all(i.get("differs") for i in infos[:3]) and not any(i.get("differs") for i in infos[3:])
     assert infos[0]["displayName"] == "model.cell (swept)" and len(infos) > 40
     assert [(m["name"]["tag"], m["displayName"]) for m in experiment["metricInfos"]] == list(METRICS)
+    # one row a run, named short enough for the Trial ID column: swept values, then the sweep
+    runs = sorted(p.name for p in folder.iterdir() if (p / "metrics.json").is_file())
+    rows = {g["name"]: g["sessions"] for g in groups["sessionGroups"]}
+    assert sorted(rows) == sorted(" · ".join(v.split("=")[1] for v in run.split(",")) + " · small" for run in runs)
+    assert all(len(sessions) == 1 for sessions in rows.values()) and len(runs) >= 4
     # SCALARS and TIME SERIES open the first two tag groups: test/ and train/, never a one-point
     # group or Lightning's epoch counter
     every_tag = {tag for run_tags in tags.values() for tag in run_tags}
@@ -388,6 +396,12 @@ def test_run_names():
     assert (run_name("data.split_fractions=[0.8,0.1,0.1],model.cell=one")
             == "split_fractions=[0.8,0.1,0.1],cell=one")
     assert run_name("data.unk_token='a,b',seed=1") == "unk_token='a,b',seed=1"
+
+
+def test_trial_labels_fit_tensorboards_column_and_keep_two_sweeps_apart():
+    assert trial_label(Path("multirun/r21/cell=two,layers=2,seed=9")) == "two · 2 · 9 · r21"
+    assert trial_label(Path("a/split_fractions=[0.8,0.1,0.1],cell=one")) == "[0.8,0.1,0.1] · one · a"
+    assert trial_label(Path("outputs/2026-11-26/02-13-00")) == "" and trial_label(Path("x/run")) == ""
 
 
 def test_a_sweep_records_its_fixed_settings_and_refuses_others(tmp_path):

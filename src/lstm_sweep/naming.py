@@ -22,6 +22,18 @@ def run_name(override_dirname: str) -> str:
     return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
 
 
+def trial_label(run_dir) -> str:
+    """A sweep run's name in TensorBoard's HPARAMS table, whose Trial ID column shows some
+    17 characters: the swept values in the order of their columns, then the sweep's folder,
+    `one · 2 · 3 · r21`. The sweep folder keeps two sweeps opened together (`--logdir
+    multirun`) apart: TensorBoard merges the runs that share a trial name into one row.
+    Empty for a run outside a sweep (its folder is no `k=v,…` name), which keeps its path."""
+    items = split_top_level(run_dir.name)
+    if not all("=" in item for item in items):
+        return ""
+    return " · ".join([*(item.split("=", 1)[1] for item in items), run_dir.parent.name])
+
+
 def split_top_level(text: str, sep: str = ",") -> list[str]:
     """Split `k=v,k=[a,b]` at the separators outside brackets and quotes: a swept list or
     dict value (`data.split_fractions=[0.8,0.1,0.1]`) stays one item."""

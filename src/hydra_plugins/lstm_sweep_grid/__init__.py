@@ -3,7 +3,7 @@
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from lstm_sweep.sweep.grid import prepare_sweep, preview, record_board
+from lstm_sweep.sweep.grid import job_config, prepare_sweep, preview, record_board
 
 
 class GridSweeper(BasicSweeper):
@@ -27,3 +27,8 @@ class GridSweeper(BasicSweeper):
             return preview(self.config, self.hydra_context.config_loader, jobs)
         record_board(self.config, self.hydra_context.config_loader, jobs, plan.swept)
         return super().sweep(launched)
+
+    def validate_batch_is_legal(self, batch) -> None:
+        """Hydra's check, composing each job, with the compositions record_board made."""
+        for overrides in batch:
+            job_config(self.config, self.hydra_context.config_loader, overrides)

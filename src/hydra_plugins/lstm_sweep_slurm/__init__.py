@@ -31,13 +31,14 @@ class SlurmLauncher(Launcher):
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         from omegaconf import OmegaConf
 
+        from lstm_sweep.sweep.grid import job_config
         from lstm_sweep.sweep.slurm import submit
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         tasks = []
         for overrides in job_overrides:
-            job_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            tasks.append({"run": str(OmegaConf.select(job_config, "hydra.sweep.subdir")),
+            composed = job_config(self.config, self.hydra_context.config_loader, overrides)
+            tasks.append({"run": str(OmegaConf.select(composed, "hydra.sweep.subdir")),
                           "overrides": list(overrides), "sweep_dir": str(sweep_dir)})
         submission = submit(sweep_dir, tasks, self.settings)
         log.info("submitted %d runs as SLURM job array %s%s; `lstm-sweep --status %s` shows their state",

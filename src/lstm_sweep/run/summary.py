@@ -86,7 +86,7 @@ class RunSummary:
         return metrics
 
 
-def write_hparams(logger: RunLogger, config: dict) -> None:
+def write_hparams(logger: RunLogger, config: dict, trial: str = "") -> None:
     """One HPARAMS row per run: the flattened config, whose metric columns are the scalars
     already logged (read by their tags, not a second copy). Written at the end, so a row
     means a finished run.
@@ -95,11 +95,17 @@ def write_hparams(logger: RunLogger, config: dict) -> None:
     the first one it finds for the whole folder, so every key would read as a constant and
     the first five alphabetically would be ticked. The run writes its session only; a sweep
     writes the experiment (sweep/board.py), and without one TensorBoard derives it from the
-    sessions, the keys that differ first.
+    sessions, the keys that differ first. `trial` names the row (naming.trial_label); empty,
+    the run's folder does.
     """
+    from tensorboard.plugins.hparams import plugin_data_pb2
     from torch.utils.tensorboard.summary import hparams
 
     _, session_start, session_end = hparams(hparam_values(config), {})
+    start = session_start.value[0].metadata.plugin_data  # torch's hparams() takes no group name
+    data = plugin_data_pb2.HParamsPluginData.FromString(start.content)
+    data.session_start_info.group_name = trial
+    start.content = data.SerializeToString()
     writer = logger.experiment._get_file_writer()
     writer.add_summary(session_start)
     writer.add_summary(session_end)

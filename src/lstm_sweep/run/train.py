@@ -44,6 +44,7 @@ from lstm_sweep.errors import (
     user_message,
 )
 from lstm_sweep.files import write_json
+from lstm_sweep.naming import trial_label
 from lstm_sweep.run.callbacks import DivergenceWatch, EpochLog, Throughput
 from lstm_sweep.run.folder import (
     archive_previous_attempt,
@@ -156,7 +157,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
         for each in loggers:
             each.log_metrics({k: v for k, v in final.items() if v is not None}, step=trainer.global_step)
             each.save()
-        write_hparams(logger, config)
+        write_hparams(logger, config, trial_label(run_dir))
         write_json(run_dir / "metrics.json", metrics)
         (checkpoints / RESUME_FILE).unlink(missing_ok=True)  # finished: nothing to resume, space back
         log.info("test/ppl %.3f  test/loss %.6f  (%s)", metrics["test/ppl"], metrics["test/loss"], run_dir)
