@@ -80,6 +80,38 @@ def test_a_run_whose_job_never_started_is_listed_by_the_report(tmp_path):
     assert runs.loc["seed=1", "error"] == "submitted as SLURM job 7_1, which never started"
 
 
+def test_a_run_whose_job_died_on_another_node_reads_interrupted_where_sacct_tells(tmp_path):
+    """Its record says running and names a host that cannot be asked; SLURM knows the job ended."""
+    import os
+
+    from lstm_sweep.analysis.read import read_sweep
+
+    write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "7",
+                                                         "report": None, "runs": {"seed=0": "7_0", "seed=1": "7_1"}}]})
+    for seed in (0, 1):
+        run = tmp_path / f"seed={seed}"
+        write_json(run / "status.json", {"status": "running", "host": "node-elsewhere", "pid": 1})
+        (run / ".hydra").mkdir()
+        (run / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
+        (run / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sacct = bin_dir / "sacct"
+    sacct.write_text("#!/bin/sh\nprintf '7_0|RUNNING|0:0\\n7_1|REQUEUED|0:0\\n7_1|OUT_OF_MEMORY|0:125\\n'\n")
+    sacct.chmod(0o755)
+    path = os.environ["PATH"]
+    try:
+        os.environ["PATH"] = f"{bin_dir}:{path}"
+        runs = read_sweep(tmp_path).runs.set_index("run")
+        assert runs.loc["seed=0", "status"] == "running"
+        assert (runs.loc["seed=1", "status"], runs.loc["seed=1", "error"]) == (
+            "interrupted", "its SLURM job 7_1 ended OUT_OF_MEMORY (exit 0:125) before the run recorded an outcome")
+        sacct.unlink()  # read off the cluster: nothing to ask, the record stands
+        assert set(read_sweep(tmp_path).runs["status"]) == {"running"}
+    finally:
+        os.environ["PATH"] = path
+
+
 COUNTED_SUBMISSION = """
 import sys
 from hydra._internal.config_loader_impl import ConfigLoaderImpl

@@ -27,7 +27,7 @@ from lstm_sweep.errors import ConfigError, one_line
 from lstm_sweep.naming import NOT_RESULTS
 from lstm_sweep.run.folder import recorded_status
 from lstm_sweep.sweep.board import BOARD_FOLDER
-from lstm_sweep.sweep.slurm import submitted_runs
+from lstm_sweep.sweep.slurm import ended_without_outcome, submitted_runs
 
 log = logging.getLogger("lstm_sweep.analysis.read")
 
@@ -248,9 +248,14 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
         rows.append(row)
         epochs.extend(run_epochs)
         overrides.append(run_overrides)
+    submissions = submitted_runs(sweep_dir)
+    ended = ended_without_outcome([row["run"] for row in rows if row["status"] == "running"], submissions)
+    for row in rows:
+        if row["run"] in ended:
+            row["status"], row["error"] = "interrupted", ended[row["run"]]
     # A run submitted to SLURM whose job never started (cancelled while pending) has no folder.
     found = {folder.name for folder in folders}
-    for name, submitted in submitted_runs(sweep_dir).items():
+    for name, submitted in submissions.items():
         if name not in found:
             rows.append({"run": name, "status": "unfinished", "path": str(sweep_dir / name),
                          "error": f"submitted as SLURM job {submitted['job']}, which never started",

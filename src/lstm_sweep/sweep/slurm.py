@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -25,6 +26,8 @@ from filelock import FileLock
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.files import write_json, write_text
 from lstm_sweep.run.slurm import MAX_REQUEUES_VARIABLE, TIME_LIMIT_SIGNAL
+
+log = logging.getLogger("lstm_sweep.sweep")
 
 JOBS_FOLDER = ".slurm"       # job scripts, task lists and the jobs' output
 RECORD_FILE = "slurm.json"   # every submission's job ids
@@ -155,6 +158,30 @@ def submitted_runs(sweep_dir: Path) -> dict[str, dict]:
         for run, job in submission.get("runs", {}).items():
             runs[run] = {"job": job, "overrides": overrides.get(run, [])}
     return runs
+
+
+# A job in these states has not ended (a preempted or requeued one waits to run again).
+LIVE_STATES = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+               "PREEMPTED", "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT")
+
+
+def ended_without_outcome(runs: list[str], submitted: dict[str, dict]) -> dict[str, str]:
+    """{run: why} for the runs whose record still says running while SLURM says their job has
+    ended (killed for memory, its node lost): no process is left to record an outcome. A
+    record on another node cannot be checked by its PID; its job can. Empty where sacct
+    cannot tell (a sweep folder read off the cluster): those runs stay running."""
+    jobs = {run: submitted[run]["job"] for run in runs if run in submitted}
+    try:
+        states = job_states(sorted(set(jobs.values())))
+    except (ConfigError, OSError) as err:
+        log.debug("SLURM's accounting not asked: %s", err)
+        return {}
+    ended = {}
+    for run, job in jobs.items():
+        state = states.get(job)
+        if state and state["state"] not in LIVE_STATES:
+            ended[run] = f"its SLURM job {job} ended {state['state']} (exit {state['exit']}) before the run recorded an outcome"
+    return ended
 
 
 def job_states(job_ids: list[str]) -> dict[str, dict]:
