@@ -16,6 +16,7 @@ from lstm_sweep.analysis.stats import (
     compare,
     correct,
     describe,
+    format_p,
     hedges_g,
     one_factor_comparisons,
     seeds_for_power,
@@ -70,6 +71,17 @@ def test_the_seeds_for_80_percent_power_reach_it_and_one_fewer_does_not(g):
 
 def test_huge_and_null_effects_need_the_fewest_seeds_or_have_no_answer():
     assert seeds_for_power(10.0) == 2 and math.isnan(seeds_for_power(0.0)) and math.isnan(seeds_for_power(math.nan))
+
+
+def test_effects_past_what_the_power_functions_evaluate_need_two_seeds_and_warn_nothing():
+    """g = 16.4 (report2021's 2-layer penalty): statsmodels' and scipy's power there is NaN,
+    and its solver warned on the report's stderr, even inside an "ignore"."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from lstm_sweep.analysis.stats import seeds_for_power as s; "
+                           "print([s(g) for g in (16.37, -9.28, 5.9, 5.5, 0.3)])"], capture_output=True, text=True)
+    assert (proc.stdout.strip(), proc.stderr) == ("[2.0, 2.0, 2.0, 3.0, 176.0]", "")
 
 
 def test_holms_correction_adjusts_the_reports_p_values_together_and_redoes_the_verdicts():
@@ -161,6 +173,26 @@ def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_
     assert f"| 332.000 ± {spread} (n=2)" in (tmp_path / "reference_comparison.md").read_text()
     assert reference_ppl(config.reference, {"model.cell": "two"}, config) == 318.0
     assert reference_ppl(config.reference, {"model.cell": "two"}, None) is None  # layers unknown
+
+
+@pytest.mark.parametrize("correction", ["holm", "none"])
+def test_a_references_claims_are_judged_by_the_p_values_the_report_states(tmp_path: Path, correction):
+    table = runs({("one", 1): [280, 282, 281], ("one", 2): [330, 333, 329],
+                  ("two", 1): [281, 279, 284], ("two", 2): [319, 321, 318]})
+    table["path"] = str(tmp_path)
+    pairs = one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl")
+    correct(pairs, correction)
+    config = OmegaConf.create({"reference": {"results": [{"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.0}],
+                                             "claims": [{"factor": "model.cell", "better": "two", "worse": "one",
+                                                         "text": "model two is better"}]}})
+    sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell", "model.num_layers"])
+    text = reference_section(sweep, tmp_path, pairs, config)
+    caption = "tested on our runs (Welch's t-test" + (", after Holm's correction" if correction == "holm" else "")
+    assert caption + ", α = 0.05):" in text
+    cells = [c for c in pairs if c.factor == "model.cell"]
+    assert all(f"{format_p(c.p_adjusted)})" in text for c in cells)
+    moved = [c for c in cells if format_p(c.p_welch) != format_p(c.p_adjusted)]
+    assert len(moved) == (correction == "holm") and all(f"{format_p(c.p_welch)})" not in text for c in moved)
 
 
 def test_runs_are_selected_by_their_columns_or_by_the_config_they_share():

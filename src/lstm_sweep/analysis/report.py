@@ -78,7 +78,9 @@ def reference_section(sweep: Sweep, out: Path, comparisons, shared) -> str:
                             "not seed noise." if all(row.inside_ci is False for row in ran) else "."))
     claims = reference.get("claims", [])
     if claims:
-        lines += ["", "The reference's conclusions, tested on our runs (Welch's t-test, α = 0.05):", ""]
+        holm = any(c.correction == "holm" for c in comparisons)
+        lines += ["", "The reference's conclusions, tested on our runs (Welch's t-test"
+                  + (", after Holm's correction" if holm else "") + ", α = 0.05):", ""]
         for claim in claims:
             lines.append(f"- *{claim['text']}* — " + judge_claim(claim, comparisons))
     notes = reference.get("notes", [])
