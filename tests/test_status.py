@@ -134,6 +134,7 @@ finally:
 """
 
 
+@pytest.mark.slow
 def test_a_submitted_grid_composes_each_run_once(tmp_path):
     """The HPARAMS columns, Hydra's legality check and the launcher share one composition a run."""
     import os

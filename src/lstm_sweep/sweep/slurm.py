@@ -180,7 +180,8 @@ def ended_without_outcome(runs: list[str], submitted: dict[str, dict]) -> dict[s
     for run, job in jobs.items():
         state = states.get(job)
         if state and state["state"] not in LIVE_STATES:
-            ended[run] = f"its SLURM job {job} ended {state['state']} (exit {state['exit']}) before the run recorded an outcome"
+            ended[run] = (f"its SLURM job {job} ended {state['state']} (exit {state['exit']}) "
+                          "before the run recorded an outcome")
     return ended
 
 
