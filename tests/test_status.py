@@ -80,7 +80,14 @@ def test_a_run_whose_job_never_started_is_listed_by_the_report(tmp_path):
     assert runs.loc["seed=1", "error"] == "submitted as SLURM job 7_1, which never started"
 
 
-def test_a_run_whose_job_died_on_another_node_reads_interrupted_where_sacct_tells(tmp_path):
+def fake_command(bin_dir, name: str, script: str) -> None:
+    """A stand-in for one of SLURM's tools, first on PATH for the test."""
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / name).write_text("#!/bin/sh\n" + script)
+    (bin_dir / name).chmod(0o755)
+
+
+def test_a_run_whose_job_died_on_another_node_reads_interrupted_where_sacct_tells(tmp_path, monkeypatch):
     """Its record says running and names a host that cannot be asked; SLURM knows the job ended."""
     import os
 
@@ -95,21 +102,15 @@ def test_a_run_whose_job_died_on_another_node_reads_interrupted_where_sacct_tell
         (run / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
         (run / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    sacct = bin_dir / "sacct"
-    sacct.write_text("#!/bin/sh\nprintf '7_0|RUNNING|0:0\\n7_1|REQUEUED|0:0\\n7_1|OUT_OF_MEMORY|0:125\\n'\n")
-    sacct.chmod(0o755)
-    path = os.environ["PATH"]
-    try:
-        os.environ["PATH"] = f"{bin_dir}:{path}"
-        runs = read_sweep(tmp_path).runs.set_index("run")
-        assert runs.loc["seed=0", "status"] == "running"
-        assert (runs.loc["seed=1", "status"], runs.loc["seed=1", "error"]) == (
-            "interrupted", "its SLURM job 7_1 ended OUT_OF_MEMORY (exit 0:125) before the run recorded an outcome")
-        sacct.unlink()  # read off the cluster: nothing to ask, the record stands
-        assert set(read_sweep(tmp_path).runs["status"]) == {"running"}
-    finally:
-        os.environ["PATH"] = path
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    fake_command(bin_dir, "sacct", "printf '7_0|RUNNING|0:0\\n7_1|REQUEUED|0:0\\n7_1|OUT_OF_MEMORY|0:125\\n'\n")
+    runs = read_sweep(tmp_path).runs.set_index("run")
+    assert runs.loc["seed=0", "status"] == "running"
+    assert (runs.loc["seed=1", "status"], runs.loc["seed=1", "error"]) == (
+        "interrupted", "its SLURM job 7_1 ended OUT_OF_MEMORY (exit 0:125) before the run recorded an outcome")
+    # read off the cluster: sacct cannot reach SLURM's accounting, and the record stands
+    fake_command(bin_dir, "sacct", "echo 'sacct: error: Problem talking to the database' >&2; exit 1\n")
+    assert set(read_sweep(tmp_path).runs["status"]) == {"running"}
 
 
 COUNTED_SUBMISSION = """
@@ -142,9 +143,7 @@ def test_a_submitted_grid_composes_each_run_once(tmp_path):
     import sys
 
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 4242\n")  # a queue that takes anything
-    (bin_dir / "sbatch").chmod(0o755)
+    fake_command(bin_dir, "sbatch", "echo 4242\n")  # a queue that takes anything
     proc = subprocess.run(
         [sys.executable, "-c", COUNTED_SUBMISSION, "-m", "hydra/launcher=slurm", "model.cell=one,two",
          "seed=range(3)", "model.num_layers=1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],

@@ -139,7 +139,8 @@ def provenance(sweep: Sweep, regenerate: str) -> list[str]:
     import scipy
     import torch
 
-    lines = [f"- runs read from `{sweep.folder}` (each start below is its command as recorded, with the folder it named then)",
+    lines = [f"- runs read from `{sweep.folder}` "
+             "(each start below is its command as recorded, with the folder it named then)",
              *start_lines(sweep), f"- regenerate this report: `{regenerate}`"]
     lines.append(f"- report generated {dt.datetime.now().astimezone().isoformat(timespec='seconds')} on "
                  f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs) with python "

@@ -262,7 +262,7 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
         try:
             metrics = train(cfg, run_dir, resume_from)
         except SIGTERMException:  # Lightning's, with no exit status: stopped, not done
-            if in_slurm_job() and TimeLimitWarning.warned():
+            if TimeLimitWarning.warned():  # installed in SLURM jobs only
                 requeue_after_time_limit(lambda why: set_status(run_dir, "interrupted", why))
             else:
                 set_status(run_dir, "interrupted", "stopped by SIGTERM")
