@@ -5,8 +5,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from helpers import TINY, TINY_CORPUS, compose_run
 
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
+from lstm_sweep.files import write_json
 from lstm_sweep.naming import run_name, trial_label
-from lstm_sweep.run.folder import recorded_status
+from lstm_sweep.run.folder import recorded_status, set_status
+from lstm_sweep.sweep import child
 
 BIN = Path(sys.executable).parent
 SMALL_GRID = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=20", "seed=0,1"]
@@ -315,6 +319,53 @@ def test_a_stopped_sweep_stops_every_run_records_it_interrupted_and_completes_wh
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert set(read_sweep(tmp_path / "sw").runs["status"]) == {"finished"}
+
+
+def running_in(sweep_dir: Path, name: str, **popen) -> subprocess.Popen:
+    """A process that "trains" run `name`: its status.json says running, with its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], **popen)
+    (sweep_dir / name).mkdir(parents=True)
+    write_json(sweep_dir / name / "status.json", {"status": "running", "host": socket.gethostname(), "pid": proc.pid})
+    return proc
+
+
+def test_ctrl_c_in_the_sweeps_child_waits_for_its_groups_runs_to_record_before_raising(tmp_path):
+    # joblib kills its workers the moment the child raises: a worker still writing its run's
+    # status would leave it "running" under a dead pid, its Ctrl-C unrecorded.
+    worker = running_in(tmp_path, "cell=one,seed=0")                         # this process group
+    elsewhere = running_in(tmp_path, "cell=one,seed=1", start_new_session=True)  # another sweep's
+    try:
+        handler = child.ctrl_c_after_runs_record(tmp_path)
+        recording = threading.Timer(0.5, set_status, (tmp_path / "cell=one,seed=0", "interrupted",
+                                                      "stopped by Ctrl-C (SIGINT)"))
+        recording.start()
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGINT, None)
+        assert 0.5 <= time.monotonic() - start < 5  # until the worker recorded, not the other group's run
+        assert child.runs_still_recording(tmp_path) == []
+    finally:
+        for proc in (worker, elsewhere):
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_in_the_sweeps_child_waits_a_bounded_while_and_a_second_one_not_at_all(tmp_path, monkeypatch):
+    worker = running_in(tmp_path, "cell=one,seed=0")  # never records
+    monkeypatch.setattr(child, "RECORD_GRACE_SECONDS", 0.5)
+    try:
+        handler = child.ctrl_c_after_runs_record(tmp_path)
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGINT, None)
+        assert 0.5 <= time.monotonic() - start < 5
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGINT, None)
+        assert time.monotonic() - start < 0.2
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 @pytest.mark.slow

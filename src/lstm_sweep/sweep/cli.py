@@ -35,7 +35,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
 from lstm_sweep.errors import log_user_error
-from lstm_sweep.sweep.child import PARENT_VARIABLE
+from lstm_sweep.sweep.child import PARENT_VARIABLE, SWEEP_DIR_VARIABLE
 from lstm_sweep.sweep.grid import COMMAND_VARIABLE, quote
 from lstm_sweep.sweep.progress import SweepProgress
 from lstm_sweep.sweep.status import print_status, submitted_since
@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
          *(["--config-dir", str(args.config_dir.absolute())] if args.config_dir else []), *args.overrides,
          f"hydra.sweep.dir={quote(str(sweep_dir))}", *(["hydra.sweeper.dry_run=true"] if args.dry_run else [])],
         start_new_session=True,
-        env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv]), PARENT_VARIABLE: str(os.getpid())})
+        env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv]), PARENT_VARIABLE: str(os.getpid()),
+             SWEEP_DIR_VARIABLE: str(Path(sweep_dir).absolute())})
     stopping = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
     before = {signum: signal.signal(signum, lambda received, frame: pass_on(child, received)) for signum in stopping}
     progress = SweepProgress(sweep_dir)
