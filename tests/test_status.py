@@ -16,6 +16,7 @@ CASES = {
     "queued": (None, "PENDING", "pending"),
     "requeued": ({"status": "interrupted", "error": "stopped by SIGTERM"}, "PENDING", "pending"),
     "training": ({"status": "running", "host": "elsewhere", "pid": 1}, "RUNNING", "running"),
+    "held": ({"status": "running", "host": "elsewhere", "pid": 1}, "SUSPENDED", "suspended"),
     "cancelled": ({"status": "interrupted", "error": "stopped by SIGTERM"}, "CANCELLED", "cancelled"),
     "cancelled-queued": (None, "CANCELLED", "cancelled"),
     "capped": ({"status": "interrupted", "error": "stopped at SLURM's time limit; not requeued"}, "FAILED",
@@ -46,7 +47,7 @@ def test_each_run_reads_as_its_record_and_its_job_say_together(tmp_path, monkeyp
     rows = {row["run"]: row for row in status_module.run_states(tmp_path)}
     assert {run: row["state"] for run, row in rows.items()} == {run: case[2] for run, case in CASES.items()}
     assert rows["requeued"]["requeues"] == 1 and rows["local"]["job"] == ""
-    assert rows["out-of-memory"]["detail"] == "job 100_8 OUT_OF_MEMORY (exit 0:9)"
+    assert rows["out-of-memory"]["detail"] == f"job {jobs['out-of-memory']} OUT_OF_MEMORY (exit 0:9)"
     assert status_module.report_state(tmp_path) == "report job 101: pending"
 
 

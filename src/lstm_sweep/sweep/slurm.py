@@ -160,9 +160,16 @@ def submitted_runs(sweep_dir: Path) -> dict[str, dict]:
     return runs
 
 
-# A job in these states has not ended (a preempted or requeued one waits to run again).
-LIVE_STATES = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-               "PREEMPTED", "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT")
+# SLURM's job states (sacct's) as a run's, for `lstm-sweep --status` where the run's own record
+# cannot say more. A preempted or requeued job waits to run again: pending. COMPLETED is not
+# here: the run's own record says how it ended.
+JOB_STATES = {"PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "REQUEUE_FED": "pending",
+              "PREEMPTED": "pending", "CONFIGURING": "running", "RUNNING": "running", "COMPLETING": "running",
+              "RESIZING": "running", "SIGNALING": "running", "STAGE_OUT": "running", "SUSPENDED": "suspended",
+              "CANCELLED": "cancelled", "TIMEOUT": "timed out", "FAILED": "failed",
+              "NODE_FAIL": "failed", "OUT_OF_MEMORY": "failed", "BOOT_FAIL": "failed", "DEADLINE": "failed"}
+# A job in these states has not ended.
+LIVE_STATES = tuple(state for state, word in JOB_STATES.items() if word in ("pending", "running", "suspended"))
 
 
 def ended_without_outcome(runs: list[str], submitted: dict[str, dict]) -> dict[str, str]:

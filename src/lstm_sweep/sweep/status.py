@@ -1,6 +1,6 @@
 """`lstm-sweep --status DIR`: each run of a sweep folder as it stands, from the run's own
 record (status.json) and, for a submitted run, SLURM's accounting of its job: pending,
-running, finished, failed, interrupted, cancelled, timed out — and how often its job was
+running, suspended, finished, failed, interrupted, cancelled, timed out — and how often its job was
 requeued (preempted, or stopped at the time limit to resume).
 """
 
@@ -11,12 +11,7 @@ from pathlib import Path
 
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.run.folder import read_status_file, recorded_status
-from lstm_sweep.sweep.slurm import job_states, read_record
-
-# SLURM's job states as a run's: what the job says when the run's record cannot say more.
-JOB_STATES = {"PENDING": "pending", "REQUEUED": "pending", "RUNNING": "running", "COMPLETING": "running",
-              "CANCELLED": "cancelled", "TIMEOUT": "timed out", "PREEMPTED": "pending", "FAILED": "failed",
-              "NODE_FAIL": "failed", "OUT_OF_MEMORY": "failed", "BOOT_FAIL": "failed", "DEADLINE": "failed"}
+from lstm_sweep.sweep.slurm import JOB_STATES, job_states, read_record
 
 
 def submitted_since(sweep_dir: Path, since: float) -> dict | None:
@@ -47,7 +42,7 @@ def run_states(sweep_dir: Path) -> list[dict]:
         job_state = slurm.get("state")
         if status in ("finished", "failed") or job_state is None:
             state = status  # the run's own record is the last word
-        elif JOB_STATES.get(job_state) in ("pending", "running", "cancelled"):
+        elif JOB_STATES.get(job_state) in ("pending", "running", "suspended", "cancelled"):
             state = JOB_STATES[job_state]
         elif status == "interrupted":  # it stopped itself and says why (the time limit, SIGTERM)
             state = status
