@@ -169,7 +169,8 @@ JOB_STATES = {"PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pend
               "CANCELLED": "cancelled", "TIMEOUT": "timed out", "FAILED": "failed",
               "NODE_FAIL": "failed", "OUT_OF_MEMORY": "failed", "BOOT_FAIL": "failed", "DEADLINE": "failed"}
 # A job in these states has not ended.
-LIVE_STATES = tuple(state for state, word in JOB_STATES.items() if word in ("pending", "running", "suspended"))
+LIVE_WORDS = ("pending", "running", "suspended")
+LIVE_STATES = tuple(state for state, word in JOB_STATES.items() if word in LIVE_WORDS)
 
 
 def ended_without_outcome(runs: list[str], submitted: dict[str, dict]) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """`lstm-sweep --status DIR`: each run of a sweep folder as it stands, from the run's own
 record (status.json) and, for a submitted run, SLURM's accounting of its job: pending,
-running, suspended, finished, failed, interrupted, cancelled, timed out — and how often its job was
-requeued (preempted, or stopped at the time limit to resume).
+running, suspended, finished, failed, interrupted, cancelled, timed out — and how often its
+job was requeued (preempted, or stopped at the time limit to resume).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.run.folder import read_status_file, recorded_status
-from lstm_sweep.sweep.slurm import JOB_STATES, job_states, read_record
+from lstm_sweep.sweep.slurm import JOB_STATES, LIVE_WORDS, job_states, read_record
 
 
 def submitted_since(sweep_dir: Path, since: float) -> dict | None:
@@ -42,7 +42,7 @@ def run_states(sweep_dir: Path) -> list[dict]:
         job_state = slurm.get("state")
         if status in ("finished", "failed") or job_state is None:
             state = status  # the run's own record is the last word
-        elif JOB_STATES.get(job_state) in ("pending", "running", "suspended", "cancelled"):
+        elif JOB_STATES.get(job_state) in (*LIVE_WORDS, "cancelled"):  # SLURM knows better than a record
             state = JOB_STATES[job_state]
         elif status == "interrupted":  # it stopped itself and says why (the time limit, SIGTERM)
             state = status
