@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lstm_sweep.run.folder import recorded_status
+from lstm_sweep.records import recorded_status
+from lstm_sweep.run.config import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -51,8 +51,7 @@ def shared_corpus(name: str) -> Path:
 
 def compose_run(*overrides: str, hydra: bool = False):
     """The run config lstm-train would compose from these overrides (with its `hydra` node)."""
-    with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+    return compose(*overrides, hydra=hydra)
 
 
 def write_corpus(root: Path, train: str, valid: str = "a b\n", test: str = "b a\n", names=None) -> Path:
@@ -61,6 +60,31 @@ def write_corpus(root: Path, train: str, valid: str = "a b\n", test: str = "b a\
     for split, text in (("train", train), ("valid", valid), ("test", test)):
         (root / names[split]).write_text(text, encoding="utf-8")
     return root
+
+
+def fake_run(run_dir: Path, *, config: dict | None = None, overrides: list[str] | None = None,
+             status: str | dict | None = "finished", scalars: dict[str, float] | None = None) -> Path:
+    """A run folder holding the records a run leaves, written without training: .hydra/'s
+    config.yaml and overrides.yaml (when given), status.json (a status, or a whole record)
+    and one TensorBoard point per scalar."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from lstm_sweep.files import write_json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (run_dir / ".hydra").mkdir(exist_ok=True)
+        OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
+    if overrides is not None:
+        (run_dir / ".hydra").mkdir(exist_ok=True)
+        OmegaConf.save(list(overrides), run_dir / ".hydra" / "overrides.yaml")
+    if status is not None:
+        write_json(run_dir / "status.json", status if isinstance(status, dict) else {"status": status})
+    if scalars:
+        with SummaryWriter(str(run_dir)) as writer:
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, 0)
+    return run_dir
 
 
 def logged(run_dir: Path, tag: str) -> list[float]:
@@ -76,24 +100,29 @@ def as_dict(cfg) -> dict:
 
 def gradcheck_stack(stack, seed: int) -> bool:
     """torch.autograd.gradcheck of a float64 stack (input size 3, hidden 2) over its input,
-    initial states and every parameter."""
+    initial states and every parameter, for cells of any state arity."""
     torch.manual_seed(seed)
     fn, params = functional(stack.double())
     x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
-    states = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(2 * len(stack.layers))]
+    arity = sum(layer.state_tensors for layer in stack.layers)
+    states = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(arity)]
     return torch.autograd.gradcheck(fn, (x, *states, *params))
 
 
 def functional(stack):
-    """stack as a function of (x, h0, c0, *parameters), for gradcheck over the weights too."""
+    """stack as a function of (x, each layer's initial state tensors, *parameters), for
+    gradcheck over the weights too."""
     names = [name for name, _ in stack.named_parameters()]
-    num_layers = len(stack.layers)
+    arities = [layer.state_tensors for layer in stack.layers]
 
     def fn(x, *rest):
-        flat_states, params = rest[:2 * num_layers], rest[2 * num_layers:]
-        states = list(zip(flat_states[0::2], flat_states[1::2]))
+        flat_states, params = rest[:sum(arities)], rest[sum(arities):]
+        states, at = [], 0
+        for arity in arities:
+            states.append(tuple(flat_states[at:at + arity]))
+            at += arity
         out, finals = torch.func.functional_call(stack, dict(zip(names, params)), (x, states))
-        return (out, *[t for pair in finals for t in pair])
+        return (out, *[t for state in finals for t in state])
 
     return fn, [p.detach().clone().requires_grad_() for p in stack.parameters()]
 
@@ -119,7 +148,7 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from helpers import compose_run
 from lstm_sweep.run.callbacks import Throughput
-from lstm_sweep.run.folder import recorded_status
+from lstm_sweep.records import recorded_status
 from lstm_sweep.run.train import record_run
 
 run_dir, step, overrides = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lstm_sweep.bench import main
+from lstm_sweep.cli.bench import main
 
 
 @pytest.mark.slow

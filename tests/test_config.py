@@ -9,18 +9,16 @@ import pytest
 import torch
 from helpers import compose_run
 from hydra.errors import ConfigCompositionException
-from lstm_sweep.conf.schema import (
-    SCHEDULES,
-    DataConfig,
-    ModelConfig,
-    check_config,
-    check_overrides,
-)
+
+from lstm_sweep.cli.overrides import check_overrides
+from lstm_sweep.data.config import DataConfig
 
 from lstm_sweep.data.protocols import PROTOCOLS
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.model.cells import CELLS
+from lstm_sweep.model.config import ModelConfig
 from lstm_sweep.run import optim
+from lstm_sweep.run.config import SCHEDULES, check_config
 
 
 @pytest.mark.parametrize("overrides,message", [

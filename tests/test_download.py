@@ -6,7 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from lstm_sweep.conf.schema import DownloadConfig
+from lstm_sweep.data.config import DownloadConfig
 from omegaconf import OmegaConf
 
 from lstm_sweep.data.download import fetch, fetch_corpus

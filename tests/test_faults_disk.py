@@ -14,7 +14,8 @@ import pytest
 from helpers import TINY, outcome
 
 from lstm_sweep.run import folder
-from lstm_sweep.run.folder import recorded_status, set_status
+from lstm_sweep.records import recorded_status
+from lstm_sweep.run.folder import set_status
 from lstm_sweep.run.logfile import RunLogFile
 
 BIN = Path(sys.executable).parent
@@ -77,10 +78,10 @@ def test_a_full_disk_fails_the_run_in_one_line_and_with_room_it_resumes_as_if_ne
 
 
 @pytest.mark.slow
-def test_a_read_only_output_folder_is_refused_in_one_line_and_nothing_changes(tmp_path, cache_dir, read_only_disk):
+def test_a_read_only_output_folder_is_refused_in_one_line_and_nothing_changes(tmp_path, cache_dir, read_only_disk,
+                                                                             fake_run):
     source, disk = read_only_disk
-    (source / "old_run").mkdir()
-    (source / "old_run" / "status.json").write_text('{"status": "failed"}')
+    fake_run(source / "old_run", status="failed")
     before = {p: p.read_bytes() for p in source.rglob("*") if p.is_file()}
     commands = {
         "new run": [str(BIN / "lstm-train"), *TINY, f"hydra.run.dir={disk / 'new_run'}"],

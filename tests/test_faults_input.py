@@ -14,15 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY, compose_run, write_corpus
+from helpers import TINY, compose_run, fake_run, write_corpus
 from omegaconf import OmegaConf
 
-from lstm_sweep.analysis import report
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
 from lstm_sweep.data.corpus import read_corpus
 from lstm_sweep.errors import DataError
-from lstm_sweep.run import generate
+from lstm_sweep.cli import aggregate, generate
 from lstm_sweep.run.train import train
 
 BIN = Path(sys.executable).parent
@@ -61,17 +60,13 @@ def finished_run(tmp_path_factory, cache_dir) -> Path:
     run_dir = tmp_path_factory.mktemp("finished") / "run"
     cfg = compose_run(*TINY, f"data.cache_dir={cache_dir}")
     train(cfg, run_dir)
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    (run_dir / "status.json").write_text(json.dumps({"status": "finished"}))
-    return run_dir
+    return fake_run(run_dir, config=OmegaConf.to_container(cfg), status="finished")
 
 
 def copy_run(run: Path, to: Path, seed: int) -> Path:
     """A copy of the run as seed `seed` of a sweep (its overrides say so)."""
     shutil.copytree(run, to)
-    OmegaConf.save(["model.cell=one", f"seed={seed}"], to / ".hydra" / "overrides.yaml")
-    return to
+    return fake_run(to, overrides=["model.cell=one", f"seed={seed}"], status=None)
 
 
 def records(path: Path) -> list[bytes]:
@@ -285,14 +280,14 @@ def test_a_damaged_run_is_found_marked_and_kept_out_of_every_mean(sweep_of_two, 
 
 
 def test_a_healthy_sweep_has_no_damaged_run_and_aggregates_with_status_0(sweep_of_two, tmp_path, caplog):
-    assert report.main([str(sweep_of_two), "--out", str(tmp_path / "report")]) == 0
+    assert aggregate.main([str(sweep_of_two), "--out", str(tmp_path / "report")]) == 0
     assert (read_sweep(sweep_of_two).runs["status"] == "finished").all()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_aggregate_writes_the_report_then_exits_1_for_a_damaged_run(sweep_of_two, tmp_path, caplog):
     cut(sweep_of_two / "seed=1" / "status.json", 0.5)
-    assert report.main([str(sweep_of_two), "--out", str(tmp_path / "report")]) == 1
+    assert aggregate.main([str(sweep_of_two), "--out", str(tmp_path / "report")]) == 1
     assert (tmp_path / "report" / "REPORT.md").exists()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith(
@@ -308,7 +303,7 @@ def test_a_compared_sweep_names_its_damaged_runs(sweep_of_two, tmp_path, caplog)
 
 
 def test_aggregate_refuses_a_missing_sweep_folder_with_status_1(tmp_path, caplog):
-    assert report.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "report")]) == 1
+    assert aggregate.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "report")]) == 1
     assert [r.getMessage() for r in caplog.records] == [f"sweep folder {tmp_path / 'nowhere'} does not exist"]
 
 

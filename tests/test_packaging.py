@@ -1,24 +1,53 @@
-"""Every config group ships in the wheel: `pip install .` finds them from any directory."""
+"""The YAML building blocks ship with the package: a wheel carries conf/ and experiments/ as
+data beside the code, and Hydra finds them whether the package is installed or editable."""
 
-from importlib import resources
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
-import tomllib
+from hydra_plugins.lstm_sweep_configs.source import config_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_config_group_is_a_listed_package():
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    groups = {f"lstm_sweep.conf.{p.name}" for p in (ROOT / "conf").iterdir() if p.is_dir() and p.name != "__pycache__"}
-    assert groups | {"lstm_sweep.conf.experiment"} <= set(setuptools["packages"])
-    for package in groups:
-        assert setuptools["package-data"][package] == ["*.yaml"], package
+def test_hydra_reads_the_repositorys_yaml_in_an_editable_install():
+    assert config_folders() == (ROOT / "conf", ROOT / "experiments")
 
 
-def test_installed_configs_match_the_repository():
-    installed = resources.files("lstm_sweep.conf")
-    for path in (ROOT / "conf").rglob("*.yaml"):
-        assert installed.joinpath(*path.relative_to(ROOT / "conf").parts).read_text() == path.read_text(), path
-    for path in (ROOT / "experiments").glob("*.yaml"):
-        assert installed.joinpath("experiment", path.name).read_text() == path.read_text(), path
+def build_wheel(folder: Path) -> Path:
+    from hatchling.builders.wheel import WheelBuilder
+
+    (wheel,) = WheelBuilder(str(ROOT)).build(directory=str(folder), versions=["standard"])
+    return Path(wheel)
+
+
+def test_the_wheel_carries_every_config_and_the_kernels_source(tmp_path):
+    wheel = build_wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    yaml = {f"lstm_sweep/conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")}
+    yaml |= {f"lstm_sweep/experiments/{p.name}" for p in (ROOT / "experiments").glob("*.yaml")}
+    assert yaml and yaml <= names
+    assert {"lstm_sweep/model/csrc/lstm_kernels.cpp", "lstm_sweep/py.typed",
+            "hydra_plugins/lstm_sweep_configs/source.py"} <= names
+    assert not [n for n in names if n.startswith(("tests/", "docs/", "reports/"))]
+
+
+COMPOSE_FROM_THE_WHEEL = """
+import lstm_sweep
+from lstm_sweep.run.config import compose
+from hydra_plugins.lstm_sweep_configs.source import config_folders
+cfg = compose("experiment=report2021", "data.root=x")
+print(lstm_sweep.__file__, config_folders()[1], cfg.optim.lr, cfg.model.hidden_size, sep="\\n")
+"""
+
+
+def test_an_installed_wheel_composes_from_the_yaml_it_carries(tmp_path):
+    site = tmp_path / "site"
+    zipfile.ZipFile(build_wheel(tmp_path)).extractall(site)
+    proc = subprocess.run([sys.executable, "-c", COMPOSE_FROM_THE_WHEEL], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(site), "PATH": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    package, experiments, lr, hidden = proc.stdout.split()
+    assert Path(package).is_relative_to(site) and Path(experiments) == site / "lstm_sweep" / "experiments"
+    assert (float(lr), int(hidden)) == (0.0005, 256)

@@ -154,14 +154,12 @@ def test_summary_rows_are_the_last_factor_columns_the_one_before(tmp_path: Path)
     assert (one_two["ci_low"], one_two["ci_high"]) == pytest.approx((low, high))
 
 
-def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_path: Path):
+def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_path: Path, fake_run):
     """A sweep over cells at 2 layers only: the 1-layer reference has no runs of ours."""
-    run = tmp_path / "run"
-    (run / ".hydra").mkdir(parents=True)
-    OmegaConf.save({"model": {"num_layers": 2}, "reference": {"results": [
+    run = fake_run(tmp_path / "run", status=None, config={"model": {"num_layers": 2}, "reference": {"results": [
         {"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.0},
         {"model.cell": "one", "model.num_layers": 2, "test/ppl": 330.0},
-        {"model.cell": "two", "model.num_layers": 2, "test/ppl": 318.0}]}}, run / ".hydra" / "config.yaml")
+        {"model.cell": "two", "model.num_layers": 2, "test/ppl": 318.0}]}})
     table = runs({("one", 2): [331, 333], ("two", 2): [321, 319]}).drop(columns="model.num_layers")
     table["path"] = str(run)
     sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell"])

@@ -7,7 +7,8 @@ import pytest
 
 from lstm_sweep.files import write_json as write_whole
 from lstm_sweep.sweep import status as status_module
-from lstm_sweep.sweep.slurm import JOBS_FOLDER, RECORD_FILE
+from lstm_sweep.records import SLURM_FILE as RECORD_FILE
+from lstm_sweep.sweep.slurm import JOBS_FOLDER
 
 # run: (status.json record or None for no folder, SLURM state or None for a local run, expected)
 CASES = {
@@ -31,11 +32,11 @@ def write_json(path, data) -> None:
     write_whole(path, data)
 
 
-def test_each_run_reads_as_its_record_and_its_job_say_together(tmp_path, monkeypatch):
+def test_each_run_reads_as_its_record_and_its_job_say_together(tmp_path, monkeypatch, fake_run):
     jobs = {}
     for i, (run, (record, state, _)) in enumerate(CASES.items()):
         if record is not None:
-            write_json(tmp_path / run / "status.json", record)
+            fake_run(tmp_path / run, status=record)
         if state is not None:
             jobs[run] = f"100_{i}"
     write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "100",
@@ -51,8 +52,8 @@ def test_each_run_reads_as_its_record_and_its_job_say_together(tmp_path, monkeyp
     assert status_module.report_state(tmp_path) == "report job 101: pending"
 
 
-def test_a_sweep_never_submitted_reads_from_its_records_alone(tmp_path, capsys):
-    write_json(tmp_path / "run" / "status.json", {"status": "finished"})
+def test_a_sweep_never_submitted_reads_from_its_records_alone(tmp_path, capsys, fake_run):
+    fake_run(tmp_path / "run", status="finished")
     assert status_module.print_status(tmp_path) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].split()[:2] == ["run", "finished"]
@@ -67,7 +68,7 @@ def test_a_damaged_record_is_one_clear_error(tmp_path):
         status_module.run_states(tmp_path)
 
 
-def test_a_run_whose_job_never_started_is_listed_by_the_report(tmp_path):
+def test_a_run_whose_job_never_started_is_listed_by_the_report(tmp_path, fake_run):
     from lstm_sweep.analysis.read import read_sweep
 
     write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "7",
@@ -75,7 +76,7 @@ def test_a_run_whose_job_never_started_is_listed_by_the_report(tmp_path):
     (tmp_path / JOBS_FOLDER).mkdir()
     (tmp_path / JOBS_FOLDER / "tasks-0.json").write_text(json.dumps(
         [{"run": "seed=1", "overrides": ["seed=1", "hydra.job.config.override_dirname.exclude_keys=[]"]}]))
-    write_json(tmp_path / "seed=0" / "status.json", {"status": "failed", "error": "boom"})
+    fake_run(tmp_path / "seed=0", status={"status": "failed", "error": "boom"})
     runs = read_sweep(tmp_path).runs.set_index("run")
     assert runs.loc["seed=1", "status"] == "unfinished"
     assert runs.loc["seed=1", "error"] == "submitted as SLURM job 7_1, which never started"
@@ -88,7 +89,7 @@ def fake_command(bin_dir, name: str, script: str) -> None:
     (bin_dir / name).chmod(0o755)
 
 
-def test_a_run_whose_job_died_on_another_node_reads_interrupted_where_sacct_tells(tmp_path, monkeypatch):
+def test_a_run_whose_job_died_on_another_node_reads_interrupted_where_sacct_tells(tmp_path, monkeypatch, fake_run):
     """Its record says running and names a host that cannot be asked; SLURM knows the job ended."""
     import os
 
@@ -97,11 +98,8 @@ def test_a_run_whose_job_died_on_another_node_reads_interrupted_where_sacct_tell
     write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "7",
                                                          "report": None, "runs": {"seed=0": "7_0", "seed=1": "7_1"}}]})
     for seed in (0, 1):
-        run = tmp_path / f"seed={seed}"
-        write_json(run / "status.json", {"status": "running", "host": "node-elsewhere", "pid": 1})
-        (run / ".hydra").mkdir()
-        (run / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
-        (run / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
+        fake_run(tmp_path / f"seed={seed}", config={"seed": seed}, overrides=[f"seed={seed}"],
+                 status={"status": "running", "host": "node-elsewhere", "pid": 1})
     bin_dir = tmp_path / "bin"
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     fake_command(bin_dir, "sacct", "printf '7_0|RUNNING|0:0\\n7_1|REQUEUED|0:0\\n7_1|OUT_OF_MEMORY|0:125\\n'\n")
@@ -128,7 +126,7 @@ def counted(self, master_config, sweep_overrides):
 
 
 ConfigLoaderImpl.load_sweep_config = counted
-from lstm_sweep.run.train import main
+from lstm_sweep.cli.train import main
 try:
     main()
 finally:

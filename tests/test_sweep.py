@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY, TINY_CORPUS, compose_run
+from helpers import TINY, TINY_CORPUS, compose_run, fake_run
 
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
 from lstm_sweep.files import write_json
 from lstm_sweep.naming import run_name, trial_label
-from lstm_sweep.run.folder import recorded_status, set_status
+from lstm_sweep.records import recorded_status
+from lstm_sweep.run.folder import set_status
 from lstm_sweep.sweep import child
 
 BIN = Path(sys.executable).parent
@@ -324,8 +325,7 @@ def test_a_stopped_sweep_stops_every_run_records_it_interrupted_and_completes_wh
 def running_in(sweep_dir: Path, name: str, **popen) -> subprocess.Popen:
     """A process that "trains" run `name`: its status.json says running, with its pid."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], **popen)
-    (sweep_dir / name).mkdir(parents=True)
-    write_json(sweep_dir / name / "status.json", {"status": "running", "host": socket.gethostname(), "pid": proc.pid})
+    fake_run(sweep_dir / name, status={"status": "running", "host": socket.gethostname(), "pid": proc.pid})
     return proc
 
 
@@ -499,35 +499,19 @@ def test_a_variation_sweep_is_compared_configuration_by_configuration(sweep, tmp
 
 def test_where_the_data_lives_is_no_factor_of_a_report(tmp_path):
     """A sweep completed on another machine has other data.root values: still one grid."""
-    from omegaconf import OmegaConf
-    from torch.utils.tensorboard import SummaryWriter
-
     for seed, root in [(0, "/a/ptb"), (1, "/b/ptb")]:
-        run = tmp_path / "sweep" / f"seed={seed}"
-        (run / ".hydra").mkdir(parents=True)
-        OmegaConf.save({"seed": seed}, run / ".hydra" / "config.yaml")
-        OmegaConf.save([f"seed={seed}", f"data.root={root}"], run / ".hydra" / "overrides.yaml")
-        (run / "status.json").write_text(json.dumps({"status": "finished"}))
-        with SummaryWriter(str(run)) as writer:
-            writer.add_scalar("test/ppl", 100.0 + seed, 0)
+        fake_run(tmp_path / "sweep" / f"seed={seed}", config={"seed": seed},
+                 overrides=[f"seed={seed}", f"data.root={root}"], scalars={"test/ppl": 100.0 + seed})
     sweep = read_sweep(tmp_path / "sweep")
     assert sweep.factors == [] and "data.root" not in sweep.runs
 
 
 def test_a_swept_list_value_labels_and_groups_its_runs(tmp_path):
     """Runs that differ in a list (`data.split_fractions=[…]`) are aggregated like any other factor."""
-    from omegaconf import OmegaConf
-    from torch.utils.tensorboard import SummaryWriter
-
     for fractions, seed, ppl in [("[0.8,0.1,0.1]", 0, 200.0), ("[0.8,0.1,0.1]", 1, 202.0),
                                  ("[0.9,0.05,0.05]", 0, 190.0), ("[0.9,0.05,0.05]", 1, 194.0)]:
-        run = tmp_path / "sweep" / run_name(f"data.split_fractions={fractions},seed={seed}")
-        (run / ".hydra").mkdir(parents=True)
-        OmegaConf.save({"seed": seed}, run / ".hydra" / "config.yaml")
-        OmegaConf.save([f"data.split_fractions={fractions}", f"seed={seed}"], run / ".hydra" / "overrides.yaml")
-        (run / "status.json").write_text(json.dumps({"status": "finished"}))
-        with SummaryWriter(str(run)) as writer:
-            writer.add_scalar("test/ppl", ppl, 0)
+        fake_run(tmp_path / "sweep" / run_name(f"data.split_fractions={fractions},seed={seed}"), config={"seed": seed},
+                 overrides=[f"data.split_fractions={fractions}", f"seed={seed}"], scalars={"test/ppl": ppl})
     sweep, out = write_report(tmp_path / "sweep", tmp_path / "report")
     assert sweep.factors == ["data.split_fractions"]
     assert sweep.runs["data.split_fractions"].tolist() == ["[0.8,0.1,0.1]"] * 2 + ["[0.9,0.05,0.05]"] * 2

@@ -291,7 +291,7 @@ def test_the_progress_bar_shows_on_a_terminal_and_stays_out_of_a_redirected_stdo
 
 
 def test_a_run_returns_its_objective_for_an_optimizing_sweeper_and_nan_when_it_did_not_finish(make_cfg, tmp_path):
-    from lstm_sweep.run.train import objective
+    from lstm_sweep.cli.train import objective
 
     cfg = make_cfg("trainer.max_epochs=1")
     metrics = train(cfg, tmp_path)

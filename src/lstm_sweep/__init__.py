@@ -1,3 +1,7 @@
-"""lstm-sweep: reproducible Hydra sweeps of language models with hand-written LSTM cells."""
+"""lstm-sweep: reproducible Hydra sweeps of language models with hand-written LSTM cells.
 
-__version__ = "0.1.0"
+The rooms follow the pipeline — model, data, run, sweep, analysis — with the command-line
+applications (cli/) and the Python API for notebooks (api.py) on the floor above them.
+"""
+
+__version__ = "0.2.0"

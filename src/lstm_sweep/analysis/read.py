@@ -25,15 +25,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lstm_sweep.errors import ConfigError, one_line
 from lstm_sweep.naming import NOT_RESULTS
-from lstm_sweep.run.folder import recorded_status
+from lstm_sweep.records import METRICS_FILE, STATUS_FILE, SWEEP_FILE, read_object, read_sweep_record, recorded_status
 from lstm_sweep.sweep.board import BOARD_FOLDER
 from lstm_sweep.sweep.slurm import ended_without_outcome, submitted_runs
 
 log = logging.getLogger("lstm_sweep.analysis.read")
 
-SWEEP_FILE = "sweep.json"
 DAMAGED = "damaged"
-RECORD_FILES = {"status.json", "metrics.json"}  # with .hydra/ and event files: what makes a run folder
+RECORD_FILES = {STATUS_FILE, METRICS_FILE}  # with .hydra/ and event files: what makes a run folder
 EVENT_FILE_PREFIX = "events.out.tfevents."
 VERIFIED_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl")  # in metrics.json and the events
 FLOAT32_RTOL = 1e-6  # TensorBoard stores scalars as float32, metrics.json as float64
@@ -49,19 +48,37 @@ METRIC_COLUMNS = ["train/loss", "train/ppl", "val/loss", "val/ppl", "test/loss",
 
 @dataclass
 class Sweep:
+    """A sweep folder as tables: what lstm-aggregate reports from, and lstm_sweep.api hands out."""
+
     folder: Path
-    runs: pd.DataFrame              # one row per run
-    epochs: pd.DataFrame            # one row per run and epoch: val/loss, val/ppl, train/ppl
-    factors: list[str]              # swept keys other than the seed, in grid order
+    runs: pd.DataFrame  # one row a run: run, the factors, seed, status, the final metrics, error, path
+    epochs: pd.DataFrame  # one row a run and epoch: val/loss, val/ppl, train/ppl
+    factors: list[str]  # swept keys other than the seed, in grid order
     info: dict = field(default_factory=dict)  # sweep.json: how the sweep was started
 
     @property
     def finished(self) -> pd.DataFrame:
+        """The runs every mean is taken over."""
         return self.runs[self.runs["status"] == "finished"]
 
     @property
     def damaged(self) -> pd.DataFrame:
+        """The runs whose files are missing or disagree; `error` says how."""
         return self.runs[self.runs["status"] == DAMAGED]
+
+    def scalars(self, tag: str) -> pd.DataFrame:
+        """Every logged point of a TensorBoard tag (`train/loss`, `val/ppl`, `train/lr` …), one
+        row a run and step: run, its factors and seed, step, value, wall_time."""
+        keys = [k for k in [*self.factors, "seed"] if k in self.runs]
+        rows = []
+        for _, run in self.runs.iterrows():
+            try:
+                points = read_scalars(Path(run["path"])).get(tag, [])
+            except Exception:  # a damaged run's events: it is listed as such in `runs`
+                points = []
+            rows += [{"run": run["run"], **{k: run[k] for k in keys}, "step": p.step, "value": p.value,
+                      "wall_time": p.wall_time} for p in points]
+        return pd.DataFrame(rows, columns=["run", *keys, "step", "value", "wall_time"])
 
 
 def run_folders(sweep_dir: Path) -> list[Path]:
@@ -78,18 +95,6 @@ def run_folders(sweep_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_object(path: Path) -> dict:
-    """A JSON file's object, strictly: the NaN and Infinity that Python writes by default are
-    no JSON, and a file holding them was written wrong."""
-    def refuse(constant: str):
-        raise ValueError(f"{constant} is not a JSON value")
-
-    data = json.loads(path.read_text(), parse_constant=refuse)
-    if not isinstance(data, dict):
-        raise ValueError(f"it holds a {type(data).__name__}, not a JSON object")
-    return data
-
-
 def read_info(sweep_dir: Path) -> dict:
     """sweep.json, how the sweep was started; one that cannot be read is warned about and the
     report goes on without it."""
@@ -97,7 +102,7 @@ def read_info(sweep_dir: Path) -> dict:
     if not path.exists():
         return {}
     try:
-        return read_object(path)
+        return read_sweep_record(sweep_dir)
     except (OSError, ValueError) as err:
         log.warning("%s cannot be read (%s): the report goes on without the sweep's start record",
                     path, one_line(err))
@@ -133,10 +138,10 @@ def read_scalars(run_dir: Path) -> dict[str, list]:
 
 
 def read_status(run_dir: Path) -> tuple[str, str]:
-    path = run_dir / "status.json"
+    path = run_dir / STATUS_FILE
     if path.exists():
         return recorded_status(read_object(path))
-    return ("finished", "") if (run_dir / "metrics.json").exists() else ("unfinished", "")
+    return ("finished", "") if (run_dir / METRICS_FILE).exists() else ("unfinished", "")
 
 
 def check_config(run_dir: Path) -> None:
@@ -159,7 +164,7 @@ def metrics_damage(run_dir: Path, scalars: dict[str, list]) -> list[str]:
     """Why the run's metrics.json, its claim to have finished, is not borne out by the run's
     event files (nothing: it is). Every epoch's val/ppl and the final scalars must be there."""
     try:
-        metrics = read_object(run_dir / "metrics.json")
+        metrics = read_object(run_dir / METRICS_FILE)
     except (OSError, ValueError) as err:
         return [unreadable("metrics.json", err)]
     reasons = []
@@ -203,7 +208,7 @@ def read_run(run_dir: Path) -> tuple[dict, list[dict], dict | None]:
     except Exception as err:
         scalars = {}
         damage.append(f"event files cannot be read: {one_line(err)}")
-    if (run_dir / "metrics.json").exists():
+    if (run_dir / METRICS_FILE).exists():
         damage += metrics_damage(run_dir, scalars)
     if damage:
         status, error = DAMAGED, "; ".join(damage + ([error] if error else []))

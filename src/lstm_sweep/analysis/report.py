@@ -1,4 +1,4 @@
-"""`lstm-aggregate SWEEP_DIR [--out DIR]`: a sweep's tables, statistics, figures and REPORT.md.
+"""A sweep's tables, statistics, figures and REPORT.md (lstm-aggregate's work).
 
 This module writes the report document: REPORT.md's sections, the prose around the tables
 (tables.py) and figures (figures.py), its provenance, and where the report folder goes.
@@ -7,14 +7,12 @@ Everything in it is generated from the runs' logs — never edited by hand.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
 import os
 import platform
 import shlex
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +25,7 @@ from lstm_sweep.analysis.compare import (
     variation_rows,
 )
 from lstm_sweep.analysis.figures import figures
-from lstm_sweep.analysis.read import DAMAGED, SWEEP_FILE, Sweep, read_sweep
+from lstm_sweep.analysis.read import DAMAGED, Sweep, read_sweep
 from lstm_sweep.analysis.stats import (
     ALPHA,
     CORRECTIONS,
@@ -47,9 +45,9 @@ from lstm_sweep.analysis.tables import (
     variation_table,
     write_csv,
 )
-from lstm_sweep.errors import log_user_error
 from lstm_sweep.files import write_json, write_text
 from lstm_sweep.naming import short_key
+from lstm_sweep.records import SWEEP_FILE
 
 log = logging.getLogger("lstm_sweep.analysis.report")
 
@@ -244,34 +242,3 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
     write_text(out / "REPORT.md", "\n".join(parts))
     write_json(out / REPORT_FILE, {"sweep": str(sweep.folder.resolve())})
     return sweep, out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lstm-aggregate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep_dir", type=Path, help="a sweep folder (lstm-sweep's or lstm-train -m's)")
-    parser.add_argument("--out", type=Path, help="the report folder (default: reports/<sweep name>)")
-    parser.add_argument("--compare", action="append", default=[], metavar="LABEL=DIR",
-                        help="another sweep of the same grid with one thing changed, e.g. "
-                             "'without shuffling=multirun/x' (repeatable)")
-    parser.add_argument("--correction", choices=CORRECTIONS, default="holm",
-                        help="over the report's one-factor comparisons (default: holm)")
-    args = parser.parse_args(argv)
-    variations = []
-    for item in args.compare:
-        label, sep, folder = item.rpartition("=")
-        if not sep or not label:
-            parser.error(f"--compare {item!r}: expected LABEL=DIR")
-        variations.append((label, Path(folder)))
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    try:
-        sweep, out = write_report(args.sweep_dir, args.out, variations, args.correction)
-    except Exception as err:
-        return log_user_error(err, log)
-    log.info("%d runs (%d finished) -> %s", len(sweep.runs), len(sweep.finished), out / "REPORT.md")
-    for _, run in sweep.damaged.iterrows():
-        log.error("damaged run %s, kept out of every mean: %s", run["path"], run["error"])
-    return 1 if len(sweep.damaged) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_sweep.conf.schema import GeneratorConfig
+from lstm_sweep.data.config import GeneratorConfig
 from lstm_sweep.data.protocols import window_tensors
 from lstm_sweep.data.vocab import EOS, PAD, SOS, Vocab
 from lstm_sweep.errors import DataError

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from lstm_sweep.conf.schema import SPECIAL_TOKENS
+from lstm_sweep.data.config import SPECIAL_TOKENS
 from lstm_sweep.errors import DataError
 from lstm_sweep.files import write_text
 

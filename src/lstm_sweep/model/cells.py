@@ -1,4 +1,5 @@
-"""The hand-written recurrent cells, one time step each, read next to DESIGN.md's equations.
+"""The hand-written recurrent cells, one time step each, read next to their equations
+(docs/concepts/cells.md).
 
 The experiment's two LSTM cells:
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from lstm_sweep.model.cells import State
+from lstm_sweep.model.config import ModelConfig
 from lstm_sweep.model.stack import build_stack
 
 
@@ -30,13 +35,11 @@ class LanguageModel(nn.Module):
             nn.init.constant_(self.decoder.bias, decoder_bias_init)  # the course used ones
 
     @classmethod
-    def from_config(cls, m: dict, vocab_size: int) -> LanguageModel:
-        """The model described by a run's `model` config."""
-        return cls(vocab_size, m["embedding_size"], m["hidden_size"], m["num_layers"], cell=m["cell"],
-                   dropout=m["dropout"], init=m["init"], tie_weights=m["tie_weights"],
-                   decoder_bias=m["decoder_bias"], decoder_bias_init=m["decoder_bias_init"],
-                   impl=m.get("impl", "fast"), embedding_dropout=m.get("embedding_dropout", 0.0),
-                   init_range=m.get("init_range"))
+    def from_config(cls, model: Mapping[str, Any], vocab_size: int) -> LanguageModel:
+        """The model a run's `model` config describes: its keys are this class's arguments
+        (model/config.py). A key that an older run's config lacks takes its default, which is
+        what that run had."""
+        return cls(vocab_size, **{**asdict(ModelConfig()), **model})
 
     def forward(self, tokens: Tensor, state: list[State] | None = None,
                 last_only: bool = False) -> tuple[Tensor, list[State]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstm_sweep.model.cells import CELLS, State, init_gate_parameters
+from lstm_sweep.model.cells import CELLS, RecurrentCell, State, init_gate_parameters
 from lstm_sweep.model.fast import lstm_layer
 
 
@@ -28,11 +28,11 @@ class CellStack(nn.Module):
     definition) or a whole sequence at a time (`fast`, see fast.py; the LSTM cells only —
     GRU and RNN always run step by step)."""
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int,
+    def __init__(self, cell: str | type[RecurrentCell], input_size: int, hidden_size: int, num_layers: int,
                  dropout: float = 0.0, init: str = "linear", impl: str = "fast"):
         super().__init__()
         self.impl = impl
-        cell_class = CELLS[cell]
+        cell_class = CELLS[cell] if isinstance(cell, str) else cell  # a registered name, or the class
         self.layers = nn.ModuleList(
             cell_class(input_size if k == 0 else hidden_size, hidden_size, init)
             for k in range(num_layers)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstm_sweep.errors import RunBusy, RunFinished, is_disk_error, one_line
 from lstm_sweep.files import write_json, write_text
+from lstm_sweep.records import STATUS_FILE, is_finished, status_record
 
 log = logging.getLogger("lstm_sweep.run.train")
 
@@ -41,27 +40,17 @@ def run_lock(run_dir: Path):
         lock.release()
 
 
-def is_finished(run_dir: Path) -> bool:
-    return (run_dir / "metrics.json").exists()
-
-
 def refuse_finished(run_dir: Path) -> None:
     if is_finished(run_dir):
-        raise RunFinished(f"{run_dir} already holds a finished run (metrics.json); "
-                          "choose another hydra.run.dir")
+        raise RunFinished(f"{run_dir} already holds a finished run (metrics.json); choose another hydra.run.dir")
 
 
 def set_status(run_dir: Path, status: str, error: BaseException | str | None = None) -> None:
-    """status.json: "running" names the process (recorded_status tells a dead one's run from a live
-    one); an outcome names its error. Recording a failure must not fail for want of disk space:
-    when the atomic write cannot be made, the file is overwritten in place — a half-written one
-    reads as damaged, never as "running"."""
-    record = {"status": status}
-    if status == "running":
-        record.update(host=socket.gethostname(), pid=os.getpid())
-    if error is not None:
-        record["error"] = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    path = run_dir / "status.json"
+    """Write status.json (records.py). Recording a failure must not fail for want of disk
+    space: when the atomic write cannot be made, the file is overwritten in place — a
+    half-written one reads as damaged, never as "running"."""
+    record = status_record(status, error)
+    path = run_dir / STATUS_FILE
     try:
         write_json(path, record)
     except OSError as err:
@@ -70,37 +59,6 @@ def set_status(run_dir: Path, status: str, error: BaseException | str | None = N
         with suppress(OSError), path.open("w") as f:  # truncating frees the old content's space first
             f.write(json.dumps(record, allow_nan=False))
         log.error("%s could not be written whole: %s", path, one_line(err))
-
-
-def read_status_file(run_dir: Path) -> dict:
-    """status.json's record; empty when there is none or it cannot be read."""
-    try:
-        record = json.loads((run_dir / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def recorded_status(record: dict) -> tuple[str, str]:
-    """A status.json record's status and error. "running" holds only while its process lives: a
-    run whose process died without recording an outcome (SIGKILL, a full disk) is interrupted.
-    A process on another host cannot be seen, so its run stays running."""
-    status, error = record.get("status", "unfinished"), record.get("error", "")
-    if status == "running" and record.get("host") == socket.gethostname() and not process_alive(record.get("pid")):
-        return "interrupted", f"its process (pid {record['pid']}) ended without recording an outcome"
-    return status, error
-
-
-def process_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return True  # not known: assume alive
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def save_hydra_record(run_dir: Path, cfg: DictConfig) -> None:

@@ -1,7 +1,7 @@
-"""`lstm-generate RUN_DIR --prefix "time traveller" --tokens 100 --temperature 0.8 [--seed N]`.
+"""Sampling text from a trained run (lstm-generate's work).
 
-Loads a run's checkpoint (tensors and plain values only: `torch.load(weights_only=True)`)
-and its vocabulary, feeds the prefix and samples tokens one at a time from the softmax
+`load_run` loads a run's checkpoint (tensors and plain values only: `torch.load(weights_only=True)`)
+and its vocabulary; `generate` feeds the prefix and samples tokens one at a time from the softmax
 at the given temperature, the way the run was trained. A stream model carries its hidden
 state, and <eos> is a line end. A window model sees the last n_step tokens of the current
 sentence (from <sos>); the window protocol never teaches what follows a sentence's end,
@@ -13,17 +13,15 @@ reproducible.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
 from pathlib import Path
 
 import torch
 
 from lstm_sweep.data.protocols import protocol_for
 from lstm_sweep.data.vocab import EOS, PAD, SOS, Vocab
-from lstm_sweep.errors import ConfigError, DataError, LstmSweepError, one_line
+from lstm_sweep.errors import ConfigError, DataError, one_line
 from lstm_sweep.model.lm import LanguageModel
 
 log = logging.getLogger("lstm_sweep.run.generate")
@@ -123,31 +121,3 @@ def detokenize(ids: list[int], vocab: Vocab, tokenize: str) -> str:
     if tokenize == "char":
         return "".join(pieces)
     return " ".join(pieces).replace(" \n ", "\n").replace(" \n", "\n").replace("\n ", "\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lstm-generate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path, help="a run folder (holding checkpoints/ and vocab.json)")
-    parser.add_argument("--prefix", default="", help="text to continue")
-    parser.add_argument("--tokens", type=int, default=100, help="how many tokens to sample")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=None, help="make the sample reproducible")
-    parser.add_argument("--checkpoint", default="last", help="last, best, or a checkpoint file")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="lstm-generate: %(levelname)s: %(message)s")
-    try:
-        check_sampling(args.tokens, args.temperature)  # before the checkpoint is loaded
-        model, vocab, config = load_run(args.run_dir, args.checkpoint)
-        tokenize = config["data"].get("tokenize", "word")
-        prefix_ids = tokenize_prefix(args.prefix, vocab, tokenize)
-        ids = generate(model, vocab, config["data"], prefix_ids, args.tokens, args.temperature, args.seed)
-    except LstmSweepError as err:
-        log.error("%s", err)
-        return 1
-    joiner = "" if tokenize == "char" or not args.prefix else " "
-    print(args.prefix + joiner + detokenize(ids, vocab, tokenize))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,7 +44,7 @@ def restarts() -> int:
 class TimeLimitWarning:
     """SIGUSR1 remembered: the run stops at the next batch as on SIGTERM (resume.py asks
     `warned()`), and can then requeue its job. A flag, not a second signal, and installed
-    before anything slow (sweep/task.py): SLURM may warn up to a minute early, while the
+    before anything slow (cli/slurm_task.py): SLURM may warn up to a minute early, while the
     interpreter still loads, and SIGUSR1's default is to end the process."""
 
     received = False

@@ -1,4 +1,4 @@
-"""`lstm-train`: one run — fit, test, and leave everything in the run's folder.
+"""One run — fit, test, and leave everything in the run's folder (lstm-train's work).
 
 The run's folder (Hydra's output dir) ends up holding `.hydra/` (the composed config),
 `train.log`, the TensorBoard event file, `checkpoints/`, `vocab.json`, `metrics.json` and
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import multiprocessing
 import os
 import signal
@@ -22,30 +21,21 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 import torch
-from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from lstm_sweep.conf.schema import check_config, check_overrides
 from lstm_sweep.data.datamodule import LMDataModule
-from lstm_sweep.errors import (
-    ConfigError,
-    RunBusy,
-    RunFinished,
-    log_user_error,
-    one_line,
-    user_message,
-)
+from lstm_sweep.errors import ConfigError, RunBusy, RunFinished, one_line, user_message
 from lstm_sweep.files import write_json
 from lstm_sweep.naming import trial_label
+from lstm_sweep.records import METRICS_FILE, planned_runs
 from lstm_sweep.run.callbacks import DivergenceWatch, EpochLog, Throughput
+from lstm_sweep.run.config import check_config, lightning_arguments
 from lstm_sweep.run.folder import (
     archive_previous_attempt,
     has_attempt,
@@ -158,7 +148,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
             each.log_metrics({k: v for k, v in final.items() if v is not None}, step=trainer.global_step)
             each.save()
         write_hparams(logger, config, trial_label(run_dir))
-        write_json(run_dir / "metrics.json", metrics)
+        write_json(run_dir / METRICS_FILE, metrics)
         (checkpoints / RESUME_FILE).unlink(missing_ok=True)  # finished: nothing to resume, space back
         log.info("test/ppl %.3f  test/loss %.6f  (%s)", metrics["test/ppl"], metrics["test/loss"], run_dir)
     finally:
@@ -185,16 +175,19 @@ def lightning_advice_silenced():
 
 
 def make_trainer(t, loggers: list, callbacks: list, run_dir: Path) -> pl.Trainer:
+    """Lightning's Trainer: the trainer keys it takes as they are (run/config.py marks them),
+    and what this run decides itself."""
     return pl.Trainer(
-        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
-        gradient_clip_val=t.gradient_clip_val, gradient_clip_algorithm=t.gradient_clip_algorithm,
-        deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        limit_test_batches=t.limit_test_batches, enable_progress_bar=show_progress_bar(t.progress_bar),
-        num_sanity_val_steps=0, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir),
+        **lightning_arguments(t),
+        enable_progress_bar=show_progress_bar(t.progress_bar),
+        num_sanity_val_steps=0,
+        logger=loggers,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
         enable_model_summary=False,
         # In a SLURM job the run checkpoints and requeues itself (slurm.py), not Lightning.
-        plugins=[AtomicCheckpointIO(), *([LightningEnvironment()] if in_slurm_job() else [])])
+        plugins=[AtomicCheckpointIO(), *([LightningEnvironment()] if in_slurm_job() else [])],
+    )
 
 
 def show_progress_bar(configured: bool | None) -> bool:
@@ -229,10 +222,7 @@ def torch_threads(configured: int | None) -> int | None:
 
 def sweep_size() -> int:
     """How many runs the sweep this job belongs to launches (sweep.json's last start), or 1."""
-    from lstm_sweep.sweep.grid import readable_starts
-
-    starts = readable_starts(Path(HydraConfig.get().sweep.dir))
-    return int(starts[-1].get("runs") or 1) if starts else 1
+    return planned_runs(Path(HydraConfig.get().sweep.dir)) or 1
 
 
 def record_run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -293,9 +283,9 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
     except RunFinished:
         log.info("%s already finished: skipped", run_dir.name, extra=NOT_IN_RUN_LOG)
         try:
-            return json.loads((run_dir / "metrics.json").read_text())
+            return json.loads((run_dir / METRICS_FILE).read_text())
         except ValueError:  # damaged: never rewritten; lstm-aggregate lists it as such
-            log.warning("%s cannot be read", run_dir / "metrics.json")
+            log.warning("%s cannot be read", run_dir / METRICS_FILE)
             return None
     except RunBusy as err:  # another sweep process on this folder trains it
         log.info("%s: skipped", err, extra=NOT_IN_RUN_LOG)  # that run's log is the other process's
@@ -304,57 +294,3 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
         message = user_message(err)
         log.error("run %s failed: %s", run_dir.name, message or one_line(err), exc_info=message is None)
         return None
-
-
-@hydra.main(version_base="1.3", config_path="pkg://lstm_sweep.conf", config_name="config")
-def hydra_main(cfg: DictConfig) -> float:
-    """The run; returns its `objective` metric (NaN if it did not finish) for Hydra's sweepers."""
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        return objective(cfg, run_in_sweep(cfg, run_dir))
-    try:
-        return objective(cfg, record_run(cfg, run_dir))
-    except Exception as err:
-        # to stderr and the run's train.log, unless the run is someone else's: a finished one
-        sys.exit(log_user_error(err, log, extra=NOT_IN_RUN_LOG if isinstance(err, RunFinished) else None))
-
-
-def objective(cfg: DictConfig, metrics: dict | None) -> float:
-    value = (metrics or {}).get(cfg.objective)
-    return float(value) if value is not None else math.nan
-
-
-def unwritable_output(overrides: list[str], multirun: bool) -> str | None:
-    """Why the run's (or sweep's) folder cannot be written, if it cannot: Hydra creates it
-    before any code of ours runs, and its refusal is a traceback."""
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    folder = next((a.split("=", 1)[1] for a in reversed(overrides) if a.startswith(key + "=")),
-                  "multirun" if multirun else "outputs")
-    existing = Path(folder.split("${")[0].strip("'\"") or ".").absolute()  # the literal part, as far as it exists
-    while not existing.exists():
-        existing = existing.parent
-    if os.access(existing, os.W_OK | os.X_OK):
-        return None
-    reason = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "permission denied"
-    return f"{key}={folder}: cannot write in {existing} ({reason})"
-
-
-def main() -> None:
-    """lstm-train. `+experiment=NAME`, the older spelling, still means experiment=NAME.
-    Overrides and the output folder are checked first, so their faults take one line."""
-    sys.argv = [arg[1:] if arg.startswith("+experiment=") else arg for arg in sys.argv]
-    args = get_args_parser().parse_args(sys.argv[1:])  # Hydra's own command line
-    try:
-        check_overrides(args.overrides)
-        writes = not (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion)
-        problem = unwritable_output(args.overrides, args.multirun) if writes else None
-    except ConfigError as err:
-        problem = str(err)
-    if problem:
-        print(f"lstm-train: error: {problem}", file=sys.stderr)
-        sys.exit(1)
-    try:
-        hydra_main()
-    except KeyboardInterrupt:  # Ctrl-C while a launcher waits for its jobs: each recorded itself
-        sys.exit(128 + signal.SIGINT)

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from lstm_sweep.run.folder import read_status_file, recorded_status
+from lstm_sweep.records import read_status, recorded_status
 
 PARENT_VARIABLE = "LSTM_SWEEP_PARENT_PID"  # set by lstm-sweep for its child
 SWEEP_DIR_VARIABLE = "LSTM_SWEEP_DIR"      # and the sweep folder it runs in
@@ -67,7 +67,7 @@ def runs_still_recording(sweep_dir: Path) -> list[str]:
     group, me = os.getpgrp(), os.getpid()
     busy = []
     for status_file in sweep_dir.glob("*/status.json"):
-        record = read_status_file(status_file.parent)
+        record = read_status(status_file.parent)
         pid = record.get("pid")
         if recorded_status(record)[0] != "running" or pid == me or not isinstance(pid, int):
             continue

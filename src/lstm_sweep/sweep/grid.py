@@ -13,7 +13,6 @@ before launching it
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import os
@@ -29,10 +28,17 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.files import write_json
 from lstm_sweep.naming import NOT_RESULTS
+from lstm_sweep.records import (
+    SWEEP_FILE,
+    is_finished,
+    read_status,
+    read_sweep_record,
+    recorded_status,
+    sweep_starts,
+)
 
 log = logging.getLogger("lstm_sweep.sweep")
 
-SWEEP_FILE = "sweep.json"
 NEVER_IN_NAMES = ("data.root", "data.cache_dir", "experiment")  # where, not what, a run is
 COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to record instead of ours
 
@@ -68,19 +74,11 @@ def previous_starts(sweep_dir: Path) -> list[dict]:
     if not record.exists():
         return []
     try:
-        return list(json.loads(record.read_text())["starts"])
+        return list(read_sweep_record(sweep_dir)["starts"])
     except (ValueError, KeyError, TypeError) as err:
         record.replace(record.with_name(SWEEP_FILE + ".damaged"))
         log.warning("%s cannot be read (%s): kept as %s.damaged; its starts are not compared",
                     record, type(err).__name__, SWEEP_FILE)
-        return []
-
-
-def readable_starts(sweep_dir: Path) -> list[dict]:
-    """sweep.json's starts, read only (a damaged or missing record: none)."""
-    try:
-        return list(json.loads((sweep_dir / SWEEP_FILE).read_text())["starts"])
-    except (OSError, ValueError, KeyError, TypeError):
         return []
 
 
@@ -113,7 +111,7 @@ def prepare_sweep(config, params: dict | None, arguments: list[str], record: boo
             refuse_other_settings(sweep_dir, plan, starts)
             record_start(sweep_dir, name, plan, starts)
     else:
-        refuse_other_settings(sweep_dir, plan, readable_starts(sweep_dir))
+        refuse_other_settings(sweep_dir, plan, sweep_starts(sweep_dir))
     log.info("sweep %s over %s -> %s", name, ", ".join(plan.swept) or "one run", sweep_dir)
     exclude = sorted({*plan.fixed, *NEVER_IN_NAMES})
     return [*arguments, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"], plan
@@ -188,15 +186,13 @@ def sweep_jobs(config, config_loader, overrides: list[str]) -> list[tuple]:
 
 def preview(config, config_loader, overrides: list[str]) -> list:
     """A dry run: each run the sweep would launch, with what would happen to it, on stdout."""
-    from lstm_sweep.run.folder import is_finished, read_status_file, recorded_status
-
     jobs = sweep_jobs(config, config_loader, overrides)
     sweep_dir = Path(config.hydra.sweep.dir)
     counts: dict[str, int] = {}
     for job_config, run_dir in jobs:
         if is_finished(run_dir):
             action = "skip (finished)"
-        elif recorded_status(read_status_file(run_dir))[0] == "running":
+        elif recorded_status(read_status(run_dir))[0] == "running":
             action = "skip (being trained)"
         elif (run_dir / "checkpoints" / "resume.ckpt").is_file():
             action = resume_action(job_config, run_dir)

@@ -5,12 +5,11 @@ bars off, with parallel jobs, and with other processes completing the same folde
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
-from lstm_sweep.run.folder import is_finished, read_status_file
+from lstm_sweep.records import is_finished, planned_runs, read_status
 
 log = logging.getLogger("lstm_sweep.sweep")
 
@@ -25,18 +24,10 @@ def ended_runs(sweep_dir: Path) -> dict[str, tuple[str, int]]:
             written = status_file.stat().st_mtime_ns
         except OSError:
             continue
-        status = "finished" if is_finished(run_dir) else read_status_file(run_dir).get("status")
+        status = "finished" if is_finished(run_dir) else read_status(run_dir).get("status")
         if status in ("finished", "failed"):
             ended[run_dir.name] = (status, written)
     return ended
-
-
-def planned_runs(sweep_dir: Path) -> int | None:
-    """The grid's size, as the newest start recorded in sweep.json says."""
-    try:
-        return int(json.loads((sweep_dir / "sweep.json").read_text())["starts"][-1]["runs"])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return None
 
 
 def duration(seconds: float) -> str:

@@ -18,35 +18,42 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from filelock import FileLock
 
 from lstm_sweep.errors import ConfigError
+from lstm_sweep.fields import at_least, setting
 from lstm_sweep.files import write_json, write_text
+from lstm_sweep.sweep.grid import quote
+from lstm_sweep.records import SLURM_FILE
 from lstm_sweep.run.slurm import MAX_REQUEUES_VARIABLE, TIME_LIMIT_SIGNAL
 
 log = logging.getLogger("lstm_sweep.sweep")
 
 JOBS_FOLDER = ".slurm"       # job scripts, task lists and the jobs' output
-RECORD_FILE = "slurm.json"   # every submission's job ids
 
 
 @dataclass
 class SlurmSettings:
-    """hydra/launcher=slurm's keys (conf/schema.py), as sbatch takes them."""
-    partition: str | None = None
-    time_min: int = 60                   # each job's time limit; a longer run goes on after a requeue
-    cpus_per_task: int = 1               # torch uses this many threads
-    mem_gb: float | None = None
-    gpus: int = 0
-    max_requeues: int = 5                # a run stopped at the time limit requeues itself this many times
-    signal_delay_s: int = 120            # SLURM's warning before the time limit: the run checkpoints
-    array_parallelism: int | None = None  # at most this many runs at once
-    report: bool = True                  # a job that writes the report when every run's job has ended
-    report_out: str | None = None        # its folder (lstm-aggregate --out)
-    additional_parameters: dict = field(default_factory=dict)  # any other sbatch option: {qos: high}
+    """hydra/launcher=slurm's keys (its config is hydra_plugins/lstm_sweep_slurm), as the
+    submission below takes them."""
+
+    partition: Optional[str] = setting(None, "the partition (sbatch --partition); null: the cluster's default")
+    time_min: int = at_least(1, 60, doc="each job's time limit in minutes; a longer run requeues itself")
+    cpus_per_task: int = at_least(1, 1, doc="CPUs of each run's job: its torch threads")
+    mem_gb: Optional[float] = at_least(0, None, strict=True, doc="memory of each run's job")
+    gpus: int = at_least(0, 0, doc="GPUs of each run's job (with trainer.accelerator=gpu)")
+    max_requeues: int = at_least(0, 5, doc="requeues after the time limit; then the run stays unfinished")
+    signal_delay_s: int = at_least(1, 120, doc="SLURM's warning before the time limit: the run checkpoints, requeues")
+    array_parallelism: Optional[int] = at_least(1, None, doc="at most this many runs at once")
+    report: bool = setting(True, "a report job once every run's job has ended")
+    report_out: Optional[str] = setting(None, "the report job's folder (default: lstm-aggregate's)")
+    additional_parameters: dict[str, str] = setting(
+        doc="any other sbatch option: +hydra.launcher.additional_parameters.qos=high", factory=dict
+    )
 
 
 def sbatch_options(settings: SlurmSettings, name: str) -> list[str]:
@@ -74,7 +81,7 @@ def array_script(sweep_dir: Path, tasks_file: Path, settings: SlurmSettings, cou
              f"export {MAX_REQUEUES_VARIABLE}={settings.max_requeues}",
              f"cd {shlex.quote(os.getcwd())}",
              # exec: the warning goes to the batch shell, which is then the run itself
-             "exec " + shlex.join([sys.executable, "-m", "lstm_sweep.sweep.task", str(tasks_file.absolute())])
+             "exec " + shlex.join([sys.executable, "-m", "lstm_sweep.cli.slurm_task", str(tasks_file.absolute())])
              + ' "$SLURM_ARRAY_TASK_ID"']
     return "\n".join(lines) + "\n"
 
@@ -123,12 +130,25 @@ def submit(sweep_dir: Path, tasks: list[dict], settings: SlurmSettings) -> dict:
             report = sbatch(report_file, f"--dependency=afterany:{array}")
         submission = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "array": array,
                       "report": report, "runs": {task["run"]: f"{array}_{i}" for i, task in enumerate(tasks)}}
-        write_json(sweep_dir / RECORD_FILE, {"submissions": [*previous["submissions"], submission]})
+        write_json(sweep_dir / SLURM_FILE, {"submissions": [*previous["submissions"], submission]})
     return submission
 
 
+def task_arguments(tasks_file: Path, index: int) -> list[str]:
+    """lstm-train's command line for task `index` of a submission's tasks file."""
+    task = json.loads(tasks_file.read_text())[index]
+    return [
+        "--multirun",
+        *task["overrides"],
+        f"hydra.sweep.dir={quote(task['sweep_dir'])}",
+        f"hydra.sweep.subdir={quote(task['run'])}",
+        "hydra/launcher=basic",
+        "hydra.sweeper.task=true",
+    ]
+
+
 def read_record(sweep_dir: Path) -> dict:
-    path = sweep_dir / RECORD_FILE
+    path = sweep_dir / SLURM_FILE
     if not path.exists():
         return {"submissions": []}
     try:

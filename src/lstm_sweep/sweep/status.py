@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 
 from lstm_sweep.errors import ConfigError
-from lstm_sweep.run.folder import read_status_file, recorded_status
+from lstm_sweep.records import read_status, recorded_status
 from lstm_sweep.sweep.slurm import JOB_STATES, LIVE_WORDS, job_states, read_record
 
 
@@ -36,7 +36,7 @@ def run_states(sweep_dir: Path) -> list[dict]:
     accounting = job_states(sorted(set(jobs.values())))
     rows = []
     for name in names:
-        status, error = recorded_status(read_status_file(sweep_dir / name) or {})
+        status, error = recorded_status(read_status(sweep_dir / name) or {})
         job = jobs.get(name)
         slurm = accounting.get(job, {}) if job else {}
         job_state = slurm.get("state")

@@ -9,17 +9,16 @@
     lstm-sweep --status multirun/report2021/2026-…  # where each run stands
 
 The sweep itself is `lstm-train -m` with the same overrides, run as a child process (the
-grid and the run folders are its sweeper's, grid.py); this command picks the sweep folder,
-waits, and then writes the report (analysis/report.py). A run that fails is recorded and
-the others go on; the report is written either way; the exit status is 1 if any run did
-not finish. Running again on an existing sweep folder skips the finished runs.
+grid and the run folders are its sweeper's, lstm_sweep.sweep.grid); this command picks the
+sweep folder, waits, and then writes the report (lstm_sweep.analysis.report). A run that
+fails is recorded and the others go on; the report is written either way; the exit status
+is 1 if any run did not finish. Running again on an existing sweep folder skips the finished runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import shlex
@@ -35,6 +34,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
 from lstm_sweep.errors import log_user_error
+from lstm_sweep.records import STATUS_FILE, read_status
 from lstm_sweep.sweep.child import PARENT_VARIABLE, SWEEP_DIR_VARIABLE
 from lstm_sweep.sweep.grid import COMMAND_VARIABLE, quote
 from lstm_sweep.sweep.progress import SweepProgress
@@ -44,9 +44,9 @@ log = logging.getLogger("lstm_sweep.sweep")
 PROGRESS_SECONDS = 2  # how often the sweep folder is read for runs that ended
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lstm-sweep", description=__doc__.split("\n\n")[0],
+        prog="lstm-sweep", description="The main job: a Hydra multirun of an experiment's grid, then its report.",
         epilog="Any other argument is a Hydra override, as for lstm-train.")
     parser.add_argument("--dir", type=Path, help="the sweep folder (default: multirun/<name>/<date>_<time>_<pid>); "
                                                  "an existing one is completed, its finished runs skipped")
@@ -60,6 +60,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--status", type=Path, metavar="DIR",
                         help="show each run of the sweep folder DIR as it stands (and its SLURM job's, if "
                              "submitted with hydra/launcher=slurm); start nothing")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
     unknown = [o for o in overrides if o.startswith("--")]
     if unknown:
@@ -84,11 +89,11 @@ def default_sweep_dir(name: str) -> Path:
 def interrupted(sweep_dir: Path, since: float) -> bool:
     """Whether a run of the sweep was recorded as interrupted (Ctrl-C, a signal) in this start,
     i.e. since `since` (an earlier start's interrupted run is what this one completes)."""
-    for status in sweep_dir.glob("*/status.json"):
+    for status in sweep_dir.glob(f"*/{STATUS_FILE}"):
         try:
-            if status.stat().st_mtime >= since and json.loads(status.read_text()).get("status") == "interrupted":
+            if status.stat().st_mtime >= since and read_status(status.parent).get("status") == "interrupted":
                 return True
-        except (OSError, ValueError):
+        except OSError:
             continue
     return False
 
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     # if this command is killed outright the child stops the group itself (child.py).
     started = time.time()
     child = subprocess.Popen(
-        [sys.executable, "-m", "lstm_sweep.run", "--multirun",
+        [sys.executable, "-m", "lstm_sweep.cli.train", "--multirun",
          *(["--config-dir", str(args.config_dir.absolute())] if args.config_dir else []), *args.overrides,
          f"hydra.sweep.dir={quote(str(sweep_dir))}", *(["hydra.sweeper.dry_run=true"] if args.dry_run else [])],
         start_new_session=True,

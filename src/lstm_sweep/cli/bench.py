@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from lstm_sweep.model.stack import build_stack
+from lstm_sweep.run.config import compose
 
 # (B, T, E, H): the course setting with the course script's default H, PTB small and
 # medium (Zaremba et al.), and the course report's own setting.
@@ -163,7 +164,6 @@ def time_lstm_train_against_bare_loop(cell: str, batches: int, repeats: int) -> 
     import logging
     import tempfile
 
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     from lstm_sweep.data.datamodule import LMDataModule
@@ -175,11 +175,10 @@ def time_lstm_train_against_bare_loop(cell: str, batches: int, repeats: int) -> 
         logging.getLogger(name).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="lstm-bench-") as tmp:
         corpus = write_report2021_shaped_corpus(Path(tmp), train_windows=batches * 128 + 1000)
-        with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
-            cfg = compose("config", overrides=[
-                "experiment=report2021", f"data.root={corpus}", f"model.cell={cell}",
-                "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}", "trainer.limit_val_batches=1",
-                "trainer.limit_test_batches=1", "trainer.progress_bar=false"])
+        cfg = compose(
+            "experiment=report2021", f"data.root={corpus}", f"model.cell={cell}", "trainer.max_epochs=1",
+            f"trainer.limit_train_batches={batches}", "trainer.limit_val_batches=1",
+            "trainer.limit_test_batches=1", "trainer.progress_bar=false")
         config = OmegaConf.to_container(cfg, resolve=True)
 
         def bare_loop() -> float:
@@ -222,16 +221,13 @@ def parse_shape(text: str) -> tuple[int, int, int, int]:
 
 def report2021_setting() -> dict:
     """Batch, window, sizes and lr of experiments/report2021.yaml, read from the config itself."""
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module("lstm_sweep.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=report2021", "data.root=unused"])
+    cfg = compose("experiment=report2021", "data.root=unused")
     return {"batch": cfg.data.batch_size, "n_step": cfg.data.n_step, "size": cfg.model.hidden_size,
             "lr": cfg.optim.lr, "vocab": PENN_SMALL_VOCAB}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lstm-bench", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lstm-bench", description="How fast the hand-written cells are against torch.nn.LSTM, in one run.")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--shape", type=parse_shape, action="append", default=[],
                         help="an extra layer shape B,T,E,H (repeatable)")
@@ -244,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="batches per lstm-train / bare-loop pass (0: skip that measurement)")
     parser.add_argument("--train-repeats", type=int, default=3, help="interleaved lstm-train / bare-loop passes")
     parser.add_argument("--json", type=Path, default=Path("lstm-bench.json"), help="where to write the results")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:

@@ -1,0 +1,31 @@
+"""`hydra/sweeper=grid`'s keys, in Hydra's ConfigStore as Hydra scans its plugins. (No postponed
+annotations here: Hydra's scan runs this module outside sys.modules, where a dataclass
+cannot resolve them.)"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+
+from lstm_sweep.fields import setting
+
+# The grid of `lstm-sweep` (and `lstm-train -m`): the course report's comparison.
+COURSE_GRID = {"model.cell": "one,two", "model.num_layers": "1,2", "seed": "range(10)"}
+
+
+@dataclass
+class GridSweeperConfig:
+    """lstm-train -m's sweeper: Hydra's grid, with run folders named by the swept keys."""
+
+    _target_: str = "hydra_plugins.lstm_sweep_grid.sweeper.GridSweeper"
+    max_batch_size: Optional[int] = setting(None, "Hydra's: jobs launched per batch (null: all at once)")
+    params: Optional[dict[str, str]] = setting(
+        doc="the grid: a command-line comma list or range() replaces a key's list, one value fixes it, a new key "
+        "adds a factor",
+        factory=lambda: dict(COURSE_GRID),
+    )
+    dry_run: bool = setting(False, "list the runs it would start, resume and skip; start none (lstm-sweep --dry-run)")
+    task: bool = setting(False, "one task of a submitted sweep (cli/slurm_task.py): launch its one run")
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="grid", node=GridSweeperConfig, provider="lstm-sweep")

@@ -1,0 +1,47 @@
+"""`hydra/launcher=slurm`: a sweep submitted to SLURM as one job array plus a report job, and
+left alone — the command returns once they are queued (lstm_sweep.sweep.slurm). Here because
+Hydra instantiates launchers from `hydra_plugins` only; its keys are config.py's."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+
+log = logging.getLogger("lstm_sweep.sweep")
+
+
+class SlurmLauncher(Launcher):
+    def __init__(self, **settings) -> None:
+        from omegaconf import OmegaConf
+
+        from lstm_sweep.sweep.slurm import SlurmSettings
+
+        plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+                 for k, v in settings.items() if k != "_target_"}
+        self.settings = SlurmSettings(**plain)
+        self.config = self.hydra_context = None
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.config, self.hydra_context = config, hydra_context
+
+    def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+        from omegaconf import OmegaConf
+
+        from lstm_sweep.sweep.grid import job_config
+        from lstm_sweep.sweep.slurm import submit
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        tasks = []
+        for overrides in job_overrides:
+            composed = job_config(self.config, self.hydra_context.config_loader, overrides)
+            tasks.append({"run": str(OmegaConf.select(composed, "hydra.sweep.subdir")),
+                          "overrides": list(overrides), "sweep_dir": str(sweep_dir)})
+        submission = submit(sweep_dir, tasks, self.settings)
+        log.info("submitted %d runs as SLURM job array %s%s; `lstm-sweep --status %s` shows their state",
+                 len(tasks), submission["array"],
+                 f", and the report as job {submission['report']} after them" if submission["report"] else "",
+                 sweep_dir)
+        return [JobReturn(overrides=list(o), status=JobStatus.COMPLETED, _return_value=None) for o in job_overrides]

@@ -1,0 +1,64 @@
+"""The `model` keys: the cell, its implementation and the language model's sizes.
+
+`LanguageModel` (lm.py) takes exactly these keys as its arguments (`LanguageModel(vocab_size,
+**model)`), so a key added here is one argument added there, never a list kept by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from lstm_sweep.fields import Check, at_least, one_of, setting, within
+
+
+@dataclass
+class ModelConfig:
+    cell: str = one_of(
+        "one",
+        "two",
+        "gru",
+        "rnn",
+        "torch",
+        default="one",
+        doc="one, two: the compared hand-written LSTM cells; gru, rnn: hand-written too; "
+        "torch: torch.nn.LSTM, a speed baseline only",
+    )
+    impl: str = one_of(
+        "fast",
+        "reference",
+        default="fast",
+        doc="fast: whole-sequence kernels (LSTM cells); reference: the cells step by step",
+    )
+    num_layers: int = at_least(1, 1, doc="stacked layers; layer k's h sequence feeds layer k+1")
+    embedding_size: int = at_least(1, 64, doc="E")
+    hidden_size: int = at_least(1, 64, doc="H")
+    dropout: float = within(0, 1, 0.0, high_open=True, doc="between layers and before the decoder, never along time")
+    embedding_dropout: float = within(0, 1, 0.0, high_open=True, doc="on the embeddings")
+    init: str = one_of(
+        "linear",
+        "uniform",
+        "normal",
+        default="linear",
+        doc="linear: each gate matrix like nn.Linear with its own fan-in (the course's); "
+        "uniform: U(±1/√H), nn.LSTM's rule; normal: N(0, 0.01²) weights, zero biases (d2l's)",
+    )
+    init_range: Optional[float] = at_least(
+        0, None, strict=True, doc="r: every parameter, embedding and decoder included, ~ U(±r) (Zaremba et al.)"
+    )
+    tie_weights: bool = setting(False, "decoder weight = embedding weight, one tensor (needs E = H)")
+    decoder_bias: bool = setting(True, "the decoder has a bias")
+    decoder_bias_init: Optional[float] = setting(None, "null: nn.Linear's initialisation; a number: that constant")
+
+
+def _tied_sizes(cfg: Any) -> str | None:
+    m = cfg.model
+    if m.tie_weights and m.embedding_size != m.hidden_size:
+        return (
+            f"model.tie_weights=true needs model.embedding_size == model.hidden_size "
+            f"(got {m.embedding_size} and {m.hidden_size})"
+        )
+    return None
+
+
+CHECKS: tuple[Check, ...] = (_tied_sizes,)
