@@ -4,6 +4,7 @@ folder (its records, without training); and a real finished sweep of tiny runs."
 from pathlib import Path
 
 import pytest
+
 from helpers import TINY, TINY_CORPUS, TINY_RUN, compose_run
 from helpers import fake_run as write_fake_run
 

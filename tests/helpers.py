@@ -23,11 +23,13 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # A small built-in corpus and a small model: a run takes a few seconds.
 TINY_CORPUS = [
-    "data.generator.vocab_size=200", "data.generator.train_tokens=3000",
-    "data.generator.valid_tokens=600", "data.generator.test_tokens=600", "data.batch_size=32",
+    "data.generator.vocab_size=200",
+    "data.generator.train_tokens=3000",
+    "data.generator.valid_tokens=600",
+    "data.generator.test_tokens=600",
+    "data.batch_size=32",
 ]
-TINY_RUN = ["model.embedding_size=16", "model.hidden_size=16", "trainer.max_epochs=2",
-            "trainer.progress_bar=false"]
+TINY_RUN = ["model.embedding_size=16", "model.hidden_size=16", "trainer.max_epochs=2", "trainer.progress_bar=false"]
 TINY = TINY_CORPUS + TINY_RUN
 STREAM = ["data.protocol=stream", "data.bptt=6", "data.batch_size=8", "data.eval_batch_size=4"]
 
@@ -44,8 +46,10 @@ def shared_corpus(name: str) -> Path:
     """A real corpus from ../shared/data, or a skip naming what to put where."""
     path = SHARED_DATA / name
     if not path.exists():
-        pytest.skip(f"needs the real corpus {name}: put the project's shared/ folder beside the "
-                    f"repository, so that {path} exists")
+        pytest.skip(
+            f"needs the real corpus {name}: put the project's shared/ folder beside the "
+            f"repository, so that {path} exists"
+        )
     return path
 
 
@@ -62,8 +66,14 @@ def write_corpus(root: Path, train: str, valid: str = "a b\n", test: str = "b a\
     return root
 
 
-def fake_run(run_dir: Path, *, config: dict | None = None, overrides: list[str] | None = None,
-             status: str | dict | None = "finished", scalars: dict[str, float] | None = None) -> Path:
+def fake_run(
+    run_dir: Path,
+    *,
+    config: dict | None = None,
+    overrides: list[str] | None = None,
+    status: str | dict | None = "finished",
+    scalars: dict[str, float] | None = None,
+) -> Path:
     """A run folder holding the records a run leaves, written without training: .hydra/'s
     config.yaml and overrides.yaml (when given), status.json (a status, or a whole record)
     and one TensorBoard point per scalar."""
@@ -116,10 +126,10 @@ def functional(stack):
     arities = [layer.state_tensors for layer in stack.layers]
 
     def fn(x, *rest):
-        flat_states, params = rest[:sum(arities)], rest[sum(arities):]
+        flat_states, params = rest[: sum(arities)], rest[sum(arities) :]
         states, at = [], 0
         for arity in arities:
-            states.append(tuple(flat_states[at:at + arity]))
+            states.append(tuple(flat_states[at : at + arity]))
             at += arity
         out, finals = torch.func.functional_call(stack, dict(zip(names, params)), (x, states))
         return (out, *[t for state in finals for t in state])
@@ -135,17 +145,18 @@ def outcome(run_dir: Path) -> tuple[dict, dict]:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)]
-               for tag in events.Tags()["scalars"] if tag not in TIMINGS}
+    scalars = {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"] if tag not in TIMINGS
+    }
     return {k: v for k, v in metrics.items() if k not in TIMINGS}, scalars
 
 
 # Kills its own process with SIGKILL right after training step `step` (argv: run dir, step,
 # overrides as JSON): a real, abrupt death at a chosen point, with no test hook in the product.
-KILLER = """
+KILLER = f"""
 import json, os, signal, sys
 from pathlib import Path
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {str(Path(__file__).parent)!r})
 from helpers import compose_run
 from lstm_sweep.run.callbacks import Throughput
 from lstm_sweep.records import recorded_status
@@ -161,12 +172,16 @@ def then_die(self, trainer, pl_module, outputs, batch, batch_idx):
 
 Throughput.on_train_batch_end = then_die
 record_run(compose_run(*overrides), run_dir)
-""".format(tests=str(Path(__file__).parent))
+"""
 
 
 def run_until_killed(run_dir: Path, step: int, overrides: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(run_dir), str(step), json.dumps(overrides)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(run_dir), str(step), json.dumps(overrides)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -9, proc.stderr[-3000:]  # it did die, by SIGKILL
     assert not (run_dir / "metrics.json").exists()
     status = json.loads((run_dir / "status.json").read_text())

@@ -53,11 +53,11 @@ def layer_backward(d_hs, d_hT, d_cT, W, cache):
         z, f, i, c_hat, o, c_prev, c = cache[t]
         dh = d_hs[t] + dh_next
         tanh_c = np.tanh(c)
-        dc = dc_next + dh * o * (1 - tanh_c ** 2)
+        dc = dc_next + dh * o * (1 - tanh_c**2)
         da = {
             "f": dc * c_prev * f * (1 - f),
             "i": dc * c_hat * i * (1 - i),
-            "c": dc * i * (1 - c_hat ** 2),
+            "c": dc * i * (1 - c_hat**2),
             "o": dh * tanh_c * o * (1 - o),
         }
         dz = np.zeros_like(z)

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 import torch
-from helpers import TINY, logged
 
+from helpers import TINY, logged
 from lstm_sweep import api
 from lstm_sweep.errors import ConfigError, RunFinished
 

@@ -10,8 +10,29 @@ from lstm_sweep.cli.bench import main
 @pytest.mark.slow
 def test_bench_writes_ratios_for_every_shape_and_variant(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["--repeats", "2", "--warmup", "0", "--step-repeats", "2", "--threads", "1",
-                 "--shape", "4,3,5,6", "--train-batches", "3", "--train-repeats", "1", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--repeats",
+                "2",
+                "--warmup",
+                "0",
+                "--step-repeats",
+                "2",
+                "--threads",
+                "1",
+                "--shape",
+                "4,3,5,6",
+                "--train-batches",
+                "3",
+                "--train-repeats",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["threads"] == 1 and result["gemm_gflops"] > 0
     shapes = [tuple(layer["shape"].values()) for layer in result["layers"]]

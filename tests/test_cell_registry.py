@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import gradcheck_stack
 
+from helpers import gradcheck_stack
 from lstm_sweep.model import cells
 from lstm_sweep.model.cells import CELLS
 from lstm_sweep.model.config import ModelConfig

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import gradcheck_stack
-from numpy_lstm import stack_forward_backward
 from torch import nn
 
+from helpers import gradcheck_stack
 from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
 from lstm_sweep.model.stack import CellStack, TorchLSTMStack, build_stack
+from numpy_lstm import stack_forward_backward
 
 T, B, E, H = 6, 3, 5, 4
 TORCH_GATES = "ifgo"  # nn.LSTM's row blocks
@@ -19,7 +19,7 @@ ONE_FOR_TORCH = {"i": "i", "f": "f", "g": "c", "o": "o"}  # model one calls the 
 
 def blocks(tensor, gate):
     j = TORCH_GATES.index(gate)
-    return tensor[j * H:(j + 1) * H]
+    return tensor[j * H : (j + 1) * H]
 
 
 @torch.no_grad()
@@ -59,18 +59,21 @@ def torch_grads_as_ours(cell, lstm: nn.LSTM, k: int) -> dict:
 def random_problem(num_layers, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(T, B, E, generator=g, dtype=torch.float64)
-    states = [(torch.randn(B, H, generator=g, dtype=torch.float64),
-               torch.randn(B, H, generator=g, dtype=torch.float64)) for _ in range(num_layers)]
+    states = [
+        (torch.randn(B, H, generator=g, dtype=torch.float64), torch.randn(B, H, generator=g, dtype=torch.float64))
+        for _ in range(num_layers)
+    ]
     # Random weights on every output make every gradient path matter.
     g_out = torch.randn(T, B, H, generator=g, dtype=torch.float64)
-    g_states = [(torch.randn(B, H, generator=g, dtype=torch.float64),
-                 torch.randn(B, H, generator=g, dtype=torch.float64)) for _ in range(num_layers)]
+    g_states = [
+        (torch.randn(B, H, generator=g, dtype=torch.float64), torch.randn(B, H, generator=g, dtype=torch.float64))
+        for _ in range(num_layers)
+    ]
     return x, states, g_out, g_states
 
 
 def loss_of(out, finals, g_out, g_states):
-    return (out * g_out).sum() + sum((h * gh).sum() + (c * gc).sum()
-                                     for (h, c), (gh, gc) in zip(finals, g_states))
+    return (out * g_out).sum() + sum((h * gh).sum() + (c * gc).sum() for (h, c), (gh, gc) in zip(finals, g_states))
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
@@ -131,8 +134,12 @@ def numpy_layers_from(stack):
             b = {g: getattr(cell, f"b_{g}").detach().numpy() for g in "fico"}
         else:
             two = {"f": "f", "i": "i", "c": "g", "o": "o"}
-            W = {g: np.concatenate([getattr(cell, f"W_h{t}").detach().numpy(),
-                                    getattr(cell, f"W_i{t}").detach().numpy()], axis=1) for g, t in two.items()}
+            W = {
+                g: np.concatenate(
+                    [getattr(cell, f"W_h{t}").detach().numpy(), getattr(cell, f"W_i{t}").detach().numpy()], axis=1
+                )
+                for g, t in two.items()
+            }
             b = {g: (getattr(cell, f"b_i{t}") + getattr(cell, f"b_h{t}")).detach().numpy() for g, t in two.items()}
         layers.append({"W": W, "b": b})
     return layers
@@ -160,8 +167,12 @@ def test_matches_numpy_bptt(cell, num_layers):
     loss_of(out, finals, g_out, g_states).backward()
 
     np_out, np_finals, np_grads, np_dx = stack_forward_backward(
-        x.detach().numpy(), [(h.detach().numpy(), c.detach().numpy()) for h, c in states],
-        numpy_layers_from(stack), g_out.numpy(), [(gh.numpy(), gc.numpy()) for gh, gc in g_states])
+        x.detach().numpy(),
+        [(h.detach().numpy(), c.detach().numpy()) for h, c in states],
+        numpy_layers_from(stack),
+        g_out.numpy(),
+        [(gh.numpy(), gc.numpy()) for gh, gc in g_states],
+    )
 
     tol = 1e-10
     assert np.abs(out.detach().numpy() - np_out).max() < tol
@@ -179,14 +190,20 @@ def test_matches_numpy_bptt(cell, num_layers):
 
 # ----------------------------------------------------------------------------- parameters, init
 
+
 def test_parameter_names_and_shapes_follow_the_equations():
     one = dict(ModelOneCell(E, H).named_parameters())
     assert {n: tuple(p.shape) for n, p in one.items()} == {
-        **{f"W_{g}": (H, H + E) for g in "fico"}, **{f"b_{g}": (H,) for g in "fico"}}
+        **{f"W_{g}": (H, H + E) for g in "fico"},
+        **{f"b_{g}": (H,) for g in "fico"},
+    }
     two = dict(ModelTwoCell(E, H).named_parameters())
     assert {n: tuple(p.shape) for n, p in two.items()} == {
-        **{f"W_i{g}": (H, E) for g in "ifgo"}, **{f"W_h{g}": (H, H) for g in "ifgo"},
-        **{f"b_i{g}": (H,) for g in "ifgo"}, **{f"b_h{g}": (H,) for g in "ifgo"}}
+        **{f"W_i{g}": (H, E) for g in "ifgo"},
+        **{f"W_h{g}": (H, H) for g in "ifgo"},
+        **{f"b_i{g}": (H,) for g in "ifgo"},
+        **{f"b_h{g}": (H,) for g in "ifgo"},
+    }
 
 
 def test_linear_init_uses_each_matrix_fan_in():
@@ -248,6 +265,7 @@ def test_torch_baseline_has_the_stack_interface():
 
 # ----------------------------------------------------------------------------- dropout, errors
 
+
 @pytest.mark.parametrize("cell", ["one", "two", "gru", "rnn", "torch"])
 def test_dropout_acts_between_layers_and_on_top_only(cell):
     torch.manual_seed(0)
@@ -278,8 +296,8 @@ def copy_torch_rnn_weights(stack: CellStack, reference: nn.Module, gates: str) -
                 getattr(cell, f"W_{kind}").copy_(weight)
                 getattr(cell, f"b_{kind}").copy_(bias)
             for j, g in enumerate(gates):
-                getattr(cell, f"W_{side}{g}").copy_(weight[j * H:(j + 1) * H])
-                getattr(cell, f"b_{side}{g}").copy_(bias[j * H:(j + 1) * H])
+                getattr(cell, f"W_{side}{g}").copy_(weight[j * H : (j + 1) * H])
+                getattr(cell, f"b_{side}{g}").copy_(bias[j * H : (j + 1) * H])
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
@@ -310,8 +328,11 @@ def test_gru_and_rnn_match_torch_with_mapped_weights(cell, torch_class, gates, n
         for side, kind in (("i", "ih"), ("h", "hh")):
             w_grad = getattr(reference, f"weight_{kind}_l{k}").grad
             b_grad = getattr(reference, f"bias_{kind}_l{k}").grad
-            names = [(f"W_{kind}", f"b_{kind}", slice(None))] if not gates else [
-                (f"W_{side}{g}", f"b_{side}{g}", slice(j * H, (j + 1) * H)) for j, g in enumerate(gates)]
+            names = (
+                [(f"W_{kind}", f"b_{kind}", slice(None))]
+                if not gates
+                else [(f"W_{side}{g}", f"b_{side}{g}", slice(j * H, (j + 1) * H)) for j, g in enumerate(gates)]
+            )
             for w_name, b_name, rows in names:
                 assert (getattr(layer, w_name).grad - w_grad[rows]).abs().max() < tol, w_name
                 assert (getattr(layer, b_name).grad - b_grad[rows]).abs().max() < tol, b_name

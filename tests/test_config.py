@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import compose_run
 from hydra.errors import ConfigCompositionException
 
+from helpers import compose_run
 from lstm_sweep.cli.overrides import check_overrides
 from lstm_sweep.data.config import DataConfig
-
 from lstm_sweep.data.protocols import PROTOCOLS
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.model.cells import CELLS
@@ -21,65 +20,99 @@ from lstm_sweep.run import optim
 from lstm_sweep.run.config import SCHEDULES, check_config
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["model.cell=three"], "model.cell='three' is not one of one, two, gru, rnn, torch"),
-    (["model.init=xavier"], "model.init='xavier' is not one of linear, uniform, normal"),
-    (["model.num_layers=0"], "model.num_layers=0 must be an integer >= 1"),
-    (["model.hidden_size=-3"], "model.hidden_size=-3 must be an integer >= 1"),
-    (["model.dropout=1.0"], r"model.dropout=1.0 must be in \[0, 1\)"),
-    (["model.init_range=0"], "model.init_range=0.0 must be a finite number > 0"),
-    (["model.tie_weights=true", "model.hidden_size=8"],
-     r"model.tie_weights=true needs model.embedding_size == model.hidden_size \(got 64 and 8\)"),
-    (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
-    (["data.protocol=bag"], "data.protocol='bag' is not one of window, stream"),
-    (["data.split_fractions=[0.5,0.5]"], r"data.split_fractions=\[0.5, 0.5\] must be three numbers > 0 that sum to 1"),
-    (["data.unk_token='<eos>'"], "data.unk_token='<eos>' collides with a special token"),
-    (["data.generator.eos_prob=1"], r"data.generator.eos_prob=1.0 must be in \(0, 1\)"),
-    (["data.generator.first_order_weight=0.8"], "first_order_weight and second_order_weight must sum to at most 1"),
-    (["data=text"], "data.root is required for data=text"),
-    (["optim.lr=nan"], "optim.lr=nan must be a finite number > 0"),
-    (["optim=sgd", "optim.momentum=-0.5"], "optim.momentum=-0.5 must be a finite number >= 0"),
-    (["optim._target_=torch.nn.Linear"], "optim._target_='torch.nn.Linear' is not a torch.optim optimizer class"),
-    (["schedule=plateau", "schedule.factor=2"], r"schedule.factor=2.0 must be in \(0, 1\]"),
-    (["trainer.test_checkpoint=first"], "trainer.test_checkpoint='first' is not one of last, best"),
-    (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be an integer >= 1"),
-    (["trainer.limit_train_batches=1.5"], r"trainer.limit_train_batches=1.5 must be null, a number of batches"),
-    (["seed=-1"], "seed=-1 must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["model.cell=three"], "model.cell='three' is not one of one, two, gru, rnn, torch"),
+        (["model.init=xavier"], "model.init='xavier' is not one of linear, uniform, normal"),
+        (["model.num_layers=0"], "model.num_layers=0 must be an integer >= 1"),
+        (["model.hidden_size=-3"], "model.hidden_size=-3 must be an integer >= 1"),
+        (["model.dropout=1.0"], r"model.dropout=1.0 must be in \[0, 1\)"),
+        (["model.init_range=0"], "model.init_range=0.0 must be a finite number > 0"),
+        (
+            ["model.tie_weights=true", "model.hidden_size=8"],
+            r"model.tie_weights=true needs model.embedding_size == model.hidden_size \(got 64 and 8\)",
+        ),
+        (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
+        (["data.protocol=bag"], "data.protocol='bag' is not one of window, stream"),
+        (
+            ["data.split_fractions=[0.5,0.5]"],
+            r"data.split_fractions=\[0.5, 0.5\] must be three numbers > 0 that sum to 1",
+        ),
+        (["data.unk_token='<eos>'"], "data.unk_token='<eos>' collides with a special token"),
+        (["data.generator.eos_prob=1"], r"data.generator.eos_prob=1.0 must be in \(0, 1\)"),
+        (["data.generator.first_order_weight=0.8"], "first_order_weight and second_order_weight must sum to at most 1"),
+        (["data=text"], "data.root is required for data=text"),
+        (["optim.lr=nan"], "optim.lr=nan must be a finite number > 0"),
+        (["optim=sgd", "optim.momentum=-0.5"], "optim.momentum=-0.5 must be a finite number >= 0"),
+        (["optim._target_=torch.nn.Linear"], "optim._target_='torch.nn.Linear' is not a torch.optim optimizer class"),
+        (["schedule=plateau", "schedule.factor=2"], r"schedule.factor=2.0 must be in \(0, 1\]"),
+        (["trainer.test_checkpoint=first"], "trainer.test_checkpoint='first' is not one of last, best"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be an integer >= 1"),
+        (["trainer.limit_train_batches=1.5"], r"trainer.limit_train_batches=1.5 must be null, a number of batches"),
+        (["seed=-1"], "seed=-1 must be an integer >= 0"),
+    ],
+)
 def test_a_value_the_schema_does_not_allow_is_named_with_what_is_allowed(overrides, message):
     with pytest.raises(ConfigError, match=message):
         check_config(compose_run(*overrides))
 
 
-@pytest.mark.parametrize("override,key", [("seed=abc", "seed"), ("model.num_layers=two", "model.num_layers"),
-                                          ("model.colour=red", "model.colour"), ("optim.momentum=0.9", "optim.momentum")])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("seed=abc", "seed"),
+        ("model.num_layers=two", "model.num_layers"),
+        ("model.colour=red", "model.colour"),
+        ("optim.momentum=0.9", "optim.momentum"),
+    ],
+)
 def test_a_wrong_type_or_an_unknown_key_is_refused_as_the_command_line_is_read(override, key):
     with pytest.raises(ConfigCompositionException, match=key.replace(".", r"\.")):
         compose_run(override)
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["seed=abc"], "seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
-    (["seed=0,1,abc"], "seed=0,1,abc: Value 'abc' of type 'str' could not be converted to Integer"),
-    (["model.hidden_size=1.5"], "model.hidden_size=1.5: Value '1.5' of type 'float' could not be converted to Integer"),
-    (["model.colour=red"], r"model.colour=red: there is no key model.colour \(a new key is added with \+model.colour=…\)"),
-    (["optim=sgd", "optim.momentum=fast"], "optim.momentum=fast: Value 'fast' of type 'str' could not be converted"),
-    (["schedule=plateau", "schedule.factor=x"], "schedule.factor=x: Value 'x' of type 'str' could not be converted"),
-    (["seed=["], r"seed=\[: no viable alternative at input '\['"),
-    (["seed"], "seed: missing EQUAL at '<EOF>'"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["seed=abc"], "seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+        (["seed=0,1,abc"], "seed=0,1,abc: Value 'abc' of type 'str' could not be converted to Integer"),
+        (
+            ["model.hidden_size=1.5"],
+            "model.hidden_size=1.5: Value '1.5' of type 'float' could not be converted to Integer",
+        ),
+        (
+            ["model.colour=red"],
+            r"model.colour=red: there is no key model.colour \(a new key is added with \+model.colour=…\)",
+        ),
+        (
+            ["optim=sgd", "optim.momentum=fast"],
+            "optim.momentum=fast: Value 'fast' of type 'str' could not be converted",
+        ),
+        (
+            ["schedule=plateau", "schedule.factor=x"],
+            "schedule.factor=x: Value 'x' of type 'str' could not be converted",
+        ),
+        (["seed=["], r"seed=\[: no viable alternative at input '\['"),
+        (["seed"], "seed: missing EQUAL at '<EOF>'"),
+    ],
+)
 def test_an_override_hydra_would_refuse_is_named_in_one_line_before_hydra_starts(overrides, message):
     with pytest.raises(ConfigError, match=message) as refused:
         check_overrides(overrides)
     assert "\n" not in str(refused.value)
 
 
-@pytest.mark.parametrize("overrides", [
-    ["seed=range(3)", "model.cell=one,two", "trainer.limit_train_batches=0.5", "data.root=null"],
-    ["optim=sgd", "optim.momentum=0.9"], ["data=ptb", "data.generator.vocab_size=10", "reference.x=1"],
-    ["+colour=red", "hydra.run.dir=x", "experiment=report2021", "optim.lr=0.1"],
-    ["optim.momentum=0.9"],  # the optimizer is an experiment's choice: Hydra decides
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["seed=range(3)", "model.cell=one,two", "trainer.limit_train_batches=0.5", "data.root=null"],
+        ["optim=sgd", "optim.momentum=0.9"],
+        ["data=ptb", "data.generator.vocab_size=10", "reference.x=1"],
+        ["+colour=red", "hydra.run.dir=x", "experiment=report2021", "optim.lr=0.1"],
+        ["optim.momentum=0.9"],  # the optimizer is an experiment's choice: Hydra decides
+    ],
+)
 def test_overrides_the_schema_cannot_place_are_left_to_hydra(overrides):
     check_overrides(overrides)
     if "optim.momentum=0.9" in overrides and "optim=sgd" not in overrides:
@@ -158,13 +191,18 @@ def test_an_experiment_is_selected_without_a_plus_and_applied_last():
     cfg = compose_run("experiment=ptb_zaremba_small", "data.root=ptb")
     assert (cfg.data.name, cfg.data.bptt, cfg.data.batch_size, cfg.data.eval_batch_size) == ("ptb", 20, 20, 10)
     assert (cfg.optim._target_, cfg.optim.lr, cfg.schedule.name, cfg.schedule.factor) == (
-        "torch.optim.SGD", 20.0, "exponential", 0.5)
+        "torch.optim.SGD",
+        20.0,
+        "exponential",
+        0.5,
+    )
 
 
 @pytest.mark.slow
 def test_the_older_plus_spelling_of_an_experiment_still_works(tmp_path):
     cli = str(Path(sys.executable).parent / "lstm-train")
-    proc = subprocess.run([cli, "+experiment=report2021", "data.root=x", "--cfg", "job"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [cli, "+experiment=report2021", "data.root=x", "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert "unk_token: <unk_word>" in proc.stdout

@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import shared_corpus, write_corpus
 
+from helpers import shared_corpus, write_corpus
 from lstm_sweep.data.corpus import read_corpus
 from lstm_sweep.data.protocols import BatchIndices, WindowProtocol, window_tensors
 from lstm_sweep.data.synthetic import MarkovSource, word_for_rank
@@ -32,7 +32,9 @@ def test_window_protocol_exact_tensors():
     inputs, targets = window_tensors([["a", "b", "c", "d"], ["b"], ["x", "a"]], vocab, n_step=3)
     # <sos> a b c d <eos> → 3 windows; short sentences are left-padded to n_step + 1 = 4 tokens.
     assert inputs.tolist() == [
-        [sos, 4, 5], [4, 5, 6], [5, 6, 7],
+        [sos, 4, 5],
+        [4, 5, 6],
+        [5, 6, 7],
         [pad, sos, 5],
         [sos, 1, 4],
     ]
@@ -80,6 +82,7 @@ def test_penn_small_reads_with_its_documented_sizes():
 
 
 # ----------------------------------------------------------------------------- batching
+
 
 def test_batches_cover_each_example_once_per_epoch_and_reshuffle_reproducibly():
     sampler = BatchIndices(10, 3, shuffle=True, drop_last=False, seed=7)
@@ -152,8 +155,9 @@ def test_oracle_lumps_out_of_vocabulary_targets_into_one_class(tmp_path):
 
 
 def test_background_only_source_has_a_hand_computable_oracle():
-    source = MarkovSource(vocab_size=3, first_order_weight=0.0, second_order_weight=0.0,
-                          zipf_exponent=1.0, eos_prob=0.25)
+    source = MarkovSource(
+        vocab_size=3, first_order_weight=0.0, second_order_weight=0.0, zipf_exponent=1.0, eos_prob=0.25
+    )
     w = source.words
     # p(word r) = 0.75 · (1/(r+1)) / (1 + 1/2 + 1/3); p(<eos>) = 0.25; windows of 2 tokens.
     p = [0.75 * (1 / (r + 1)) / (11 / 6) for r in range(3)]
@@ -163,10 +167,13 @@ def test_background_only_source_has_a_hand_computable_oracle():
     assert np.isclose(source.window_oracle_perplexity(sentences, set(w), 2), np.exp(expected_nll))
 
 
-@pytest.mark.parametrize("windows, drop_last, says", [
-    (0, False, "the valid split is empty: it yields no windows"),
-    (3, True, "the valid split has 3 windows, fewer than one batch of data.batch_size=8 with data.drop_last=true"),
-])
+@pytest.mark.parametrize(
+    "windows, drop_last, says",
+    [
+        (0, False, "the valid split is empty: it yields no windows"),
+        (3, True, "the valid split has 3 windows, fewer than one batch of data.batch_size=8 with data.drop_last=true"),
+    ],
+)
 def test_a_split_too_small_to_batch_is_named_with_its_reason(windows, drop_last, says):
     protocol = WindowProtocol({"n_step": 5, "shuffle": False, "drop_last": drop_last})
     tensors = (torch.zeros(windows, 5, dtype=torch.long), torch.zeros(windows, dtype=torch.long))

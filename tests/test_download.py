@@ -6,9 +6,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from lstm_sweep.data.config import DownloadConfig
 from omegaconf import OmegaConf
 
+from lstm_sweep.data.config import DownloadConfig
 from lstm_sweep.data.download import fetch, fetch_corpus
 from lstm_sweep.errors import DataError
 
@@ -45,7 +45,7 @@ class Server:
                 self.end_headers()
                 if name in server.drop:
                     server.drop.discard(name)
-                    self.wfile.write(body[start:start + (len(body) - start) // 2])
+                    self.wfile.write(body[start : start + (len(body) - start) // 2])
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)  # the connection drops mid-file
                     return
@@ -98,7 +98,10 @@ def test_a_server_ignoring_ranges_makes_it_start_over(serve, tmp_path):
 def test_a_corrupted_file_is_refused_and_not_kept(serve, tmp_path):
     corrupted = BODY[:-10] + b"0123456789"
     server = serve({"f.txt": corrupted})
-    with pytest.raises(DataError, match=f"f.txt does not match its checksum \\(md5 {hashlib.md5(corrupted).hexdigest()}, expected {MD5}\\)"):
+    with pytest.raises(
+        DataError,
+        match=f"f.txt does not match its checksum \\(md5 {hashlib.md5(corrupted).hexdigest()}, expected {MD5}\\)",
+    ):
         fetch(f"{server.url}/f.txt", tmp_path / "f.txt", MD5, backoff=0)
     assert not (tmp_path / "f.txt").exists() and not (tmp_path / "f.txt.part").exists()
     assert len(server.requests) == 2  # fetched once more before giving up
@@ -122,7 +125,9 @@ def test_offline_says_so_and_what_to_do(tmp_path):
 def test_fetch_corpus_fills_the_cache_folder(serve, tmp_path):
     files = {f"ptb.{s}.txt": BODY for s in ("train", "valid", "test")}
     server = serve(files)
-    download = OmegaConf.merge(OmegaConf.structured(DownloadConfig),
-                               {"url": server.url + "/", "files": {n: MD5 for n in files}, "retries": 2})
+    download = OmegaConf.merge(
+        OmegaConf.structured(DownloadConfig),
+        {"url": server.url + "/", "files": dict.fromkeys(files, MD5), "retries": 2},
+    )
     folder = fetch_corpus("ptb", download, tmp_path)
     assert folder == tmp_path / "ptb" and sorted(p.name for p in folder.iterdir()) == sorted(files)

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from helpers import gradcheck_stack
 
+from helpers import gradcheck_stack
 from lstm_sweep.model import fast
 from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
 from lstm_sweep.model.stack import CellStack
@@ -31,8 +31,7 @@ def pair(cell, num_layers, dtype, seed=0):
 
 def run(stack, x, states, g_out, g_states):
     x = x.clone().requires_grad_()
-    states = None if states is None else [(h.clone().requires_grad_(), c.clone().requires_grad_())
-                                          for h, c in states]
+    states = None if states is None else [(h.clone().requires_grad_(), c.clone().requires_grad_()) for h, c in states]
     out, finals = stack(x, states)
     loss = (out * g_out).sum() + sum((h * gh).sum() + (c * gc).sum() for (h, c), (gh, gc) in zip(finals, g_states))
     loss.backward()
@@ -45,7 +44,10 @@ def run(stack, x, states, g_out, g_states):
 
 def problem(num_layers, dtype, with_state):
     g = torch.Generator().manual_seed(1)
-    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=dtype)
+
     states = [(rand(B, H), rand(B, H)) for _ in range(num_layers)] if with_state else None
     return rand(T, B, E), states, rand(T, B, H), [(rand(B, H), rand(B, H)) for _ in range(num_layers)]
 
@@ -143,8 +145,11 @@ def test_the_kernel_cache_keeps_a_build_per_environment(monkeypatch):
     name = fast.kernel_build_name("avx2", flags)
     assert fast.kernel_build_name("avx2", flags) == name
     names = {name, fast.kernel_build_name("avx2", ["-mavx2", "-mfma"])}
-    for module, attribute, other in ((torch, "__version__", "9.9"), (torch, "__file__", "/elsewhere/torch/__init__.py"),
-                                     (fast.sys, "version", "3.99")):
+    for module, attribute, other in (
+        (torch, "__version__", "9.9"),
+        (torch, "__file__", "/elsewhere/torch/__init__.py"),
+        (fast.sys, "version", "3.99"),
+    ):
         with monkeypatch.context() as patch:
             patch.setattr(module, attribute, other)
             names.add(fast.kernel_build_name("avx2", flags))

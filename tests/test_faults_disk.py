@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import TINY, outcome
 
-from lstm_sweep.run import folder
+from helpers import TINY, outcome
 from lstm_sweep.records import recorded_status
+from lstm_sweep.run import folder
 from lstm_sweep.run.folder import set_status
 from lstm_sweep.run.logfile import RunLogFile
 
@@ -55,8 +55,9 @@ def errors_in(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_full_disk_fails_the_run_in_one_line_and_with_room_it_resumes_as_if_never_full(tmp_path, cache_dir,
-                                                                                          small_disk):
+def test_a_full_disk_fails_the_run_in_one_line_and_with_room_it_resumes_as_if_never_full(
+    tmp_path, cache_dir, small_disk
+):
     train = [str(BIN / "lstm-train"), *TINY, f"data.cache_dir={cache_dir}"]
     run = small_disk / "run"
     proc = subprocess.run([*train, f"hydra.run.dir={run}"], capture_output=True, text=True, timeout=300)
@@ -78,8 +79,9 @@ def test_a_full_disk_fails_the_run_in_one_line_and_with_room_it_resumes_as_if_ne
 
 
 @pytest.mark.slow
-def test_a_read_only_output_folder_is_refused_in_one_line_and_nothing_changes(tmp_path, cache_dir, read_only_disk,
-                                                                             fake_run):
+def test_a_read_only_output_folder_is_refused_in_one_line_and_nothing_changes(
+    tmp_path, cache_dir, read_only_disk, fake_run
+):
     source, disk = read_only_disk
     fake_run(source / "old_run", status="failed")
     before = {p: p.read_bytes() for p in source.rglob("*") if p.is_file()}
@@ -119,8 +121,13 @@ def test_a_running_status_holds_only_while_its_process_lives():
     assert recorded_status({**here, "host": "elsewhere", "pid": ended.pid})[0] == "running"  # cannot be seen
 
 
-@pytest.mark.parametrize("path, says", [("/dev/full", "No space left on device"),  # every write: ENOSPC
-                                         ("/nowhere/train.log", "No such file or directory")])
+@pytest.mark.parametrize(
+    "path, says",
+    [
+        ("/dev/full", "No space left on device"),  # every write: ENOSPC
+        ("/nowhere/train.log", "No such file or directory"),
+    ],
+)
 def test_a_log_that_cannot_be_written_costs_one_line_not_a_traceback_per_record(capfd, path, says):
     handler = RunLogFile(path)
     for message in ("one", "two", "three"):
@@ -147,11 +154,14 @@ def _record(message: str, **extra):
     return record
 
 
-@pytest.mark.parametrize("code, says", [
-    (errno.ENOSPC, "cannot write /out/x: No space left on device"),
-    (errno.EROFS, "cannot write /out/x: Read-only file system"),
-    (errno.EACCES, "permission denied: /out/x"),  # reading or writing: no more than is known
-])
+@pytest.mark.parametrize(
+    "code, says",
+    [
+        (errno.ENOSPC, "cannot write /out/x: No space left on device"),
+        (errno.EROFS, "cannot write /out/x: Read-only file system"),
+        (errno.EACCES, "permission denied: /out/x"),  # reading or writing: no more than is known
+    ],
+)
 def test_a_disk_error_is_one_line_that_says_what_it_knows(code, says):
     from lstm_sweep.errors import user_message
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY, compose_run, fake_run, write_corpus
 from omegaconf import OmegaConf
 
+from helpers import TINY, compose_run, fake_run, write_corpus
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
+from lstm_sweep.cli import aggregate, generate
 from lstm_sweep.data.corpus import read_corpus
 from lstm_sweep.errors import DataError
-from lstm_sweep.cli import aggregate, generate
 from lstm_sweep.run.train import train
 
 BIN = Path(sys.executable).parent
@@ -29,6 +29,7 @@ BOM = "\ufeff"
 
 
 # --------------------------------------------------------------------------- corpora
+
 
 @pytest.mark.parametrize("tokenize", ["word", "char"])
 def test_a_byte_order_mark_is_no_part_of_the_first_token(tmp_path, tokenize):
@@ -54,6 +55,7 @@ def test_a_file_of_only_a_byte_order_mark_and_blanks_is_empty(tmp_path, text):
 
 # --------------------------------------------------------------------------- a finished run
 
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, cache_dir) -> Path:
     """A tiny run trained in-process, with the status.json and .hydra/ files a sweep gives it."""
@@ -73,7 +75,7 @@ def records(path: Path) -> list[bytes]:
     """An event file's records, each framed as TFRecord frames it: length, its CRC, data, its CRC."""
     data, found, at = path.read_bytes(), [], 0
     while at < len(data):
-        end = at + 12 + struct.unpack("<Q", data[at:at + 8])[0] + 4
+        end = at + 12 + struct.unpack("<Q", data[at : at + 8])[0] + 4
         found.append(data[at:end])
         at = end
     return found
@@ -92,14 +94,14 @@ def scalars_file(run: Path) -> Path:
 def end_before_last(path: Path, tag: str) -> None:
     """The event file as a crash leaves it: whole records, the last ending before the last `tag`."""
     kept = records(path)
-    kept = kept[:max(i for i, r in enumerate(kept) if holds_scalar(r, tag))]
+    kept = kept[: max(i for i, r in enumerate(kept) if holds_scalar(r, tag))]
     path.write_bytes(b"".join(kept))
 
 
 def cut(path: Path, keep: float) -> None:
     """The file cut short, as by a full disk or a killed copy: only its first `keep` fraction."""
     data = path.read_bytes()
-    path.write_bytes(data[:int(len(data) * keep)])
+    path.write_bytes(data[: int(len(data) * keep)])
 
 
 def cut_inside_last(path: Path, tag: str) -> None:
@@ -107,7 +109,7 @@ def cut_inside_last(path: Path, tag: str) -> None:
     that holds the last `tag`."""
     kept = records(path)
     last = max(i for i, r in enumerate(kept) if holds_scalar(r, tag))
-    path.write_bytes(b"".join(kept[:last]) + kept[last][:len(kept[last]) // 2])
+    path.write_bytes(b"".join(kept[:last]) + kept[last][: len(kept[last]) // 2])
 
 
 def rewrite_metrics(run: Path, **changes) -> None:
@@ -118,6 +120,7 @@ def rewrite_metrics(run: Path, **changes) -> None:
 
 # --------------------------------------------------------------------------- lstm-generate
 
+
 def generate_main(caplog, capsys, *args: str) -> tuple[int, list[str]]:
     """lstm-generate in-process: its exit status and its error lines; nothing may reach stdout."""
     with caplog.at_level(logging.WARNING, logger="lstm_sweep.run.generate"):
@@ -126,13 +129,16 @@ def generate_main(caplog, capsys, *args: str) -> tuple[int, list[str]]:
     return status, [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.parametrize("option, value, says", [
-    ("--temperature", "nan", "--temperature=nan must be a finite number > 0"),
-    ("--temperature", "inf", "--temperature=inf must be a finite number > 0"),
-    ("--temperature", "0", "--temperature=0.0 must be a finite number > 0"),
-    ("--temperature", "-1", "--temperature=-1.0 must be a finite number > 0"),
-    ("--tokens", "-1", "--tokens=-1 must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "option, value, says",
+    [
+        ("--temperature", "nan", "--temperature=nan must be a finite number > 0"),
+        ("--temperature", "inf", "--temperature=inf must be a finite number > 0"),
+        ("--temperature", "0", "--temperature=0.0 must be a finite number > 0"),
+        ("--temperature", "-1", "--temperature=-1.0 must be a finite number > 0"),
+        ("--tokens", "-1", "--tokens=-1 must be >= 0"),
+    ],
+)
 def test_generate_refuses_a_bad_option_in_one_line(finished_run, caplog, capsys, option, value, says):
     assert generate_main(caplog, capsys, finished_run, option, value) == (1, [says])
 
@@ -159,19 +165,34 @@ def damage_for_generate(run: Path, damage: str) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("damage, says", [
-    ("truncated checkpoint", r"^checkpoint \S+/last\.ckpt cannot be read: cut short, or not a checkpoint "
-                             r"\(\w+ in torch\.load\)$"),
-    ("garbage checkpoint", r"^checkpoint \S+/last\.ckpt cannot be read: cut short, or not a checkpoint "
-                           r"\(\w+ in torch\.load\)$"),
-    ("another program's checkpoint", r"^checkpoint \S+/last\.ckpt is not an lstm-sweep run's: "
-                                     r"KeyError: 'hyper_parameters'$"),
-    ("checkpoint is a folder", r"^checkpoint \S+/checkpoints is a folder, not a checkpoint file$"),
-    ("no vocabulary", r"^no vocabulary at \S+/vocab\.json$"),
-    ("vocabulary cut short", r"^vocabulary \S+/vocab\.json cannot be read: JSONDecodeError: [^\n]+$"),
-    ("two best checkpoints", r"^--checkpoint best: \S+ holds 2 best checkpoints \(best-epoch1\.ckpt, "
-                             r"best-epoch9\.ckpt\); name one as --checkpoint FILE$"),
-])
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (
+            "truncated checkpoint",
+            r"^checkpoint \S+/last\.ckpt cannot be read: cut short, or not a checkpoint "
+            r"\(\w+ in torch\.load\)$",
+        ),
+        (
+            "garbage checkpoint",
+            r"^checkpoint \S+/last\.ckpt cannot be read: cut short, or not a checkpoint "
+            r"\(\w+ in torch\.load\)$",
+        ),
+        (
+            "another program's checkpoint",
+            r"^checkpoint \S+/last\.ckpt is not an lstm-sweep run's: "
+            r"KeyError: 'hyper_parameters'$",
+        ),
+        ("checkpoint is a folder", r"^checkpoint \S+/checkpoints is a folder, not a checkpoint file$"),
+        ("no vocabulary", r"^no vocabulary at \S+/vocab\.json$"),
+        ("vocabulary cut short", r"^vocabulary \S+/vocab\.json cannot be read: JSONDecodeError: [^\n]+$"),
+        (
+            "two best checkpoints",
+            r"^--checkpoint best: \S+ holds 2 best checkpoints \(best-epoch1\.ckpt, "
+            r"best-epoch9\.ckpt\); name one as --checkpoint FILE$",
+        ),
+    ],
+)
 def test_generate_names_a_damaged_file_in_one_line(finished_run, tmp_path, caplog, capsys, damage, says):
     run = shutil.copytree(finished_run, tmp_path / "run")
     extra = damage_for_generate(run, damage)
@@ -190,10 +211,12 @@ def test_lstm_generate_exits_1_with_one_line_and_no_traceback(finished_run, tmp_
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
     nan = subprocess.run([str(BIN / "lstm-generate"), str(run), "--temperature", "nan"], capture_output=True, text=True)
     assert nan.returncode == 1 and nan.stderr.strip().splitlines() == [
-        "lstm-generate: ERROR: --temperature=nan must be a finite number > 0"]
+        "lstm-generate: ERROR: --temperature=nan must be a finite number > 0"
+    ]
 
 
 # --------------------------------------------------------------------------- lstm-aggregate
+
 
 def damage_run(run: Path, damage: str) -> None:
     """Do `damage` (a key of DAMAGES) to the run folder, as a crash, a full disk or a slip does."""
@@ -208,7 +231,7 @@ def damage_run(run: Path, damage: str) -> None:
         (hydra / "overrides.yaml").unlink()
     elif damage == "overrides truncated":  # in the last key: a cut at a line's end still reads as overrides
         text = (hydra / "overrides.yaml").read_text()
-        (hydra / "overrides.yaml").write_text(text[:text.rindex("seed=") + 2])
+        (hydra / "overrides.yaml").write_text(text[: text.rindex("seed=") + 2])
     elif damage == "status truncated":
         cut(run / "status.json", 0.5)
     elif damage == "status no object":
@@ -291,7 +314,8 @@ def test_aggregate_writes_the_report_then_exits_1_for_a_damaged_run(sweep_of_two
     assert (tmp_path / "report" / "REPORT.md").exists()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith(
-        f"damaged run {sweep_of_two / 'seed=1'}, kept out of every mean: status.json cannot be read: JSONDecodeError")
+        f"damaged run {sweep_of_two / 'seed=1'}, kept out of every mean: status.json cannot be read: JSONDecodeError"
+    )
 
 
 def test_a_compared_sweep_names_its_damaged_runs(sweep_of_two, tmp_path, caplog):
@@ -320,7 +344,10 @@ def test_a_garbage_sweep_json_is_warned_about_and_left_out(sweep_of_two, tmp_pat
 @pytest.mark.slow
 def test_lstm_aggregate_exits_1_after_writing_the_report_of_a_damaged_sweep(sweep_of_two, tmp_path):
     cut_inside_last(scalars_file(sweep_of_two / "seed=1"), "val/ppl")
-    proc = subprocess.run([str(BIN / "lstm-aggregate"), str(sweep_of_two), "--out", str(tmp_path / "report")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(BIN / "lstm-aggregate"), str(sweep_of_two), "--out", str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "damaged run" in proc.stderr and (tmp_path / "report" / "REPORT.md").exists()

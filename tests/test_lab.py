@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import STREAM, as_dict, compose_run, logged, shared_corpus, write_corpus
 from omegaconf import OmegaConf
 
+from helpers import STREAM, as_dict, compose_run, logged, shared_corpus, write_corpus
 from lstm_sweep.analysis.compare import reference_setting
 from lstm_sweep.data.corpus import read_corpus, tokenize_lines
 from lstm_sweep.data.datamodule import LMDataModule
@@ -101,7 +101,7 @@ def test_a_single_file_is_split_by_lines_in_order(tmp_path):
     assert corpus["valid"][0] == ["line", "36"] and corpus["test"][-1] == ["line", "39"]
     assert read_corpus(tmp_path)["train"] == corpus["train"]  # a folder holding only that file
     path.write_text("one\ntwo\n")
-    with pytest.raises(DataError, match="book.txt has 2 non-blank lines: too few for a valid split"):
+    with pytest.raises(DataError, match=r"book\.txt has 2 non-blank lines: too few for a valid split"):
         read_corpus(path)
 
 
@@ -129,15 +129,33 @@ def test_init_range_covers_every_parameter():
 
 
 def test_exponential_schedule_halves_after_the_start_epoch(make_cfg, tmp_path):
-    train(make_cfg("schedule=exponential", "schedule.start_epoch=2", "schedule.factor=0.5", "optim.lr=0.01",
-                   "trainer.max_epochs=4", "trainer.limit_train_batches=3"), tmp_path)
+    train(
+        make_cfg(
+            "schedule=exponential",
+            "schedule.start_epoch=2",
+            "schedule.factor=0.5",
+            "optim.lr=0.01",
+            "trainer.max_epochs=4",
+            "trainer.limit_train_batches=3",
+        ),
+        tmp_path,
+    )
     assert logged(tmp_path, "train/lr") == pytest.approx([0.01, 0.01, 0.005, 0.0025])
 
 
 def test_plateau_schedule_divides_exactly_when_validation_does_not_improve(make_cfg, tmp_path):
     # With lr 1e-30 SGD changes nothing: val/ppl never improves after the first epoch.
-    train(make_cfg("optim=sgd", "optim.lr=1e-30", "schedule=plateau", "schedule.factor=0.25",
-                   "trainer.max_epochs=4", "trainer.limit_train_batches=3"), tmp_path)
+    train(
+        make_cfg(
+            "optim=sgd",
+            "optim.lr=1e-30",
+            "schedule=plateau",
+            "schedule.factor=0.25",
+            "trainer.max_epochs=4",
+            "trainer.limit_train_batches=3",
+        ),
+        tmp_path,
+    )
     val = logged(tmp_path, "val/ppl")
     assert len(set(val)) == 1
     assert logged(tmp_path, "train/lr") == pytest.approx([1e-30, 2.5e-31, 6.25e-32, 1.5625e-32])
@@ -154,8 +172,16 @@ def test_plateau_keeps_the_rate_while_validation_improves(make_cfg, tmp_path):
 
 
 def test_early_stopping_ends_the_run_after_patience_epochs(make_cfg, tmp_path):
-    metrics = train(make_cfg("optim=sgd", "optim.lr=1e-30", "trainer.early_stopping_patience=2",
-                             "trainer.max_epochs=10", "trainer.limit_train_batches=3"), tmp_path)
+    metrics = train(
+        make_cfg(
+            "optim=sgd",
+            "optim.lr=1e-30",
+            "trainer.early_stopping_patience=2",
+            "trainer.max_epochs=10",
+            "trainer.limit_train_batches=3",
+        ),
+        tmp_path,
+    )
     assert metrics["epochs"] == 3  # the first epoch, then two without improvement
 
 
@@ -164,8 +190,19 @@ def char_run(tmp_path_factory, cache_dir):
     run_dir = tmp_path_factory.mktemp("char_run")
     text = "the time traveller\nwas one\n"
     root = write_corpus(tmp_path_factory.mktemp("corpus"), text * 50, valid=text * 5, test=text * 5)
-    train(compose_run("data=text", f"data.root={root}", "data.tokenize=char", *STREAM, "model.embedding_size=16",
-                      "model.hidden_size=16", "trainer.max_epochs=2", "trainer.progress_bar=false"), run_dir)
+    train(
+        compose_run(
+            "data=text",
+            f"data.root={root}",
+            "data.tokenize=char",
+            *STREAM,
+            "model.embedding_size=16",
+            "model.hidden_size=16",
+            "trainer.max_epochs=2",
+            "trainer.progress_bar=false",
+        ),
+        run_dir,
+    )
     return run_dir
 
 

@@ -16,9 +16,19 @@ PACKAGES = [Path(lstm_sweep.__file__).parent, Path(hydra_plugins.lstm_sweep_conf
 
 
 def lint_imports(cwd: Path, src: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
-                           "lint_imports_command()", "--no-logo", "--no-cache"],
-                          cwd=cwd, capture_output=True, text=True, env={"PYTHONPATH": str(src), "PATH": ""})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from importlinter.cli import lint_imports_command; lint_imports_command()",
+            "--no-logo",
+            "--no-cache",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(src), "PATH": ""},
+    )
 
 
 def test_no_module_imports_a_floor_above_its_own():

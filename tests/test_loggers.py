@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TINY, compose_run, extra, logged, run_until_killed
 
+from helpers import TINY, compose_run, extra, logged, run_until_killed
 from lstm_sweep.run.train import record_run
 
 BIN = Path(sys.executable).parent
@@ -33,8 +33,14 @@ def csv_rows(run_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_the_csv_log_holds_what_tensorboard_holds_and_a_killed_run_resumes_it_whole(tmp_path, cache_dir):
-    overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.max_epochs=3", "trainer.log_every_n_steps=3",
-                 "trainer.checkpoint_every_n_steps=7", "logger=csv"]
+    overrides = [
+        *TINY,
+        f"data.cache_dir={cache_dir}",
+        "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=3",
+        "trainer.checkpoint_every_n_steps=7",
+        "logger=csv",
+    ]
     record_run(compose_run(*overrides), tmp_path / "whole")
     rows = csv_rows(tmp_path / "whole")
     for tag in ("val/ppl", "train/ppl", "train/loss", "test/ppl", "train/lr"):
@@ -58,10 +64,27 @@ def mlflow_server(tmp_path):
     PID it was started with) when the test ends."""
     extra("mlflow")
     port, log = free_port(), (tmp_path / "mlflow-server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-                               "--default-artifact-root", str(tmp_path / "artifacts"), "--workers", "1"],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--default-artifact-root",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -89,15 +112,24 @@ def mlflow_server(tmp_path):
 @pytest.mark.slow
 @pytest.mark.extras
 def test_an_mlflow_run_records_the_settings_and_every_scalar_and_a_killed_run_goes_on_in_it(
-        tmp_path, cache_dir, mlflow_server):
+    tmp_path, cache_dir, mlflow_server
+):
     from mlflow.tracking import MlflowClient
 
-    overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.max_epochs=3", "trainer.log_every_n_steps=3",
-                 "trainer.checkpoint_every_n_steps=7", "logger=mlflow", f"logger.mlflow.tracking_uri={mlflow_server}",
-                 "model.cell=two"]
+    overrides = [
+        *TINY,
+        f"data.cache_dir={cache_dir}",
+        "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=3",
+        "trainer.checkpoint_every_n_steps=7",
+        "logger=mlflow",
+        f"logger.mlflow.tracking_uri={mlflow_server}",
+        "model.cell=two",
+    ]
     run_dir = tmp_path / "mlflow-run"
-    proc = subprocess.run([str(BIN / "lstm-train"), *overrides, f"hydra.run.dir={run_dir}"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(BIN / "lstm-train"), *overrides, f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     record = json.loads((run_dir / "mlflow.json").read_text())
@@ -124,7 +156,8 @@ def test_an_mlflow_run_records_the_settings_and_every_scalar_and_a_killed_run_go
     val = client.get_metric_history(first, "val/ppl")
     assert sorted(m.step for m in val) == sorted({m.step for m in val}) and len(val) == 3
     assert resumed.data.metrics["test/ppl"] == pytest.approx(
-        json.loads((killed / "metrics.json").read_text())["test/ppl"], rel=1e-6)
+        json.loads((killed / "metrics.json").read_text())["test/ppl"], rel=1e-6
+    )
 
 
 @pytest.mark.slow
@@ -132,14 +165,28 @@ def test_an_mlflow_run_records_the_settings_and_every_scalar_and_a_killed_run_go
 def test_optuna_searches_with_the_objective_each_run_returns(tmp_path, cache_dir):
     extra("optuna")
     sweep_dir = tmp_path / "search"
-    proc = subprocess.run([str(BIN / "lstm-train"), "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
-                           "hydra.sweeper.sampler.seed=1", "optim.lr=interval(0.001,0.03)", *TINY,
-                           f"data.cache_dir={cache_dir}", f"hydra.sweep.dir={sweep_dir}"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            str(BIN / "lstm-train"),
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.sampler.seed=1",
+            "optim.lr=interval(0.001,0.03)",
+            *TINY,
+            f"data.cache_dir={cache_dir}",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = [json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")]
-    lrs = {yaml.safe_load((p.parent / ".hydra" / "config.yaml").read_text())["optim"]["lr"]
-           for p in sweep_dir.glob("*/metrics.json")}
+    lrs = {
+        yaml.safe_load((p.parent / ".hydra" / "config.yaml").read_text())["optim"]["lr"]
+        for p in sweep_dir.glob("*/metrics.json")
+    }
     assert len(runs) == 3 and len(lrs) == 3 and all(0.001 <= lr <= 0.03 for lr in lrs)
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["best_value"] == min(run["best_val/ppl"] for run in runs)
@@ -160,10 +207,20 @@ def test_mlflow_without_the_extra_is_one_line_naming_the_install(make_cfg, tmp_p
 def test_a_store_mlflow_refuses_fails_the_run_in_one_line_before_it_trains(tmp_path, cache_dir):
     extra("mlflow")
     run_dir = tmp_path / "run"
-    proc = subprocess.run([str(BIN / "lstm-train"), *TINY, f"data.cache_dir={cache_dir}", "logger=mlflow",
-                           f"logger.mlflow.tracking_uri=http://127.0.0.1:{free_port()}", f"hydra.run.dir={run_dir}"],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
+    proc = subprocess.run(
+        [
+            str(BIN / "lstm-train"),
+            *TINY,
+            f"data.cache_dir={cache_dir}",
+            "logger=mlflow",
+            f"logger.mlflow.tracking_uri=http://127.0.0.1:{free_port()}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"},
+    )
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "logger.mlflow.tracking_uri=http://127.0.0.1:" in errors[0]

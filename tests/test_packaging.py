@@ -28,8 +28,11 @@ def test_the_wheel_carries_every_config_and_the_kernels_source(tmp_path):
     yaml = {f"lstm_sweep/conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")}
     yaml |= {f"lstm_sweep/experiments/{p.name}" for p in (ROOT / "experiments").glob("*.yaml")}
     assert yaml and yaml <= names
-    assert {"lstm_sweep/model/csrc/lstm_kernels.cpp", "lstm_sweep/py.typed",
-            "hydra_plugins/lstm_sweep_configs/source.py"} <= names
+    assert {
+        "lstm_sweep/model/csrc/lstm_kernels.cpp",
+        "lstm_sweep/py.typed",
+        "hydra_plugins/lstm_sweep_configs/source.py",
+    } <= names
     assert not [n for n in names if n.startswith(("tests/", "docs/", "reports/"))]
 
 
@@ -45,8 +48,13 @@ print(lstm_sweep.__file__, config_folders()[1], cfg.optim.lr, cfg.model.hidden_s
 def test_an_installed_wheel_composes_from_the_yaml_it_carries(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(build_wheel(tmp_path)).extractall(site)
-    proc = subprocess.run([sys.executable, "-c", COMPOSE_FROM_THE_WHEEL], cwd=tmp_path, capture_output=True,
-                          text=True, env={"PYTHONPATH": str(site), "PATH": ""})
+    proc = subprocess.run(
+        [sys.executable, "-c", COMPOSE_FROM_THE_WHEEL],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site), "PATH": ""},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     package, experiments, lr, hidden = proc.stdout.split()
     assert Path(package).is_relative_to(site) and Path(experiments) == site / "lstm_sweep" / "experiments"

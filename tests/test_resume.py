@@ -6,17 +6,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import STREAM, TINY, compose_run, outcome, run_until_killed
 
+from helpers import STREAM, TINY, compose_run, outcome, run_until_killed
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.run.train import record_run
 
 CASES = {
-    "window, dropout, Adam, plateau": ["model.cell=two", "model.num_layers=2", "model.dropout=0.3",
-                                       "model.embedding_dropout=0.2", "schedule=plateau"],
+    "window, dropout, Adam, plateau": [
+        "model.cell=two",
+        "model.num_layers=2",
+        "model.dropout=0.3",
+        "model.embedding_dropout=0.2",
+        "schedule=plateau",
+    ],
     "window in order, SGD, exponential, early stopping": [
-        "data.shuffle=false", "optim=sgd", "optim.lr=2.0", "schedule=exponential", "schedule.start_epoch=1",
-        "trainer.early_stopping_patience=1"],
+        "data.shuffle=false",
+        "optim=sgd",
+        "optim.lr=2.0",
+        "schedule=exponential",
+        "schedule.start_epoch=1",
+        "trainer.early_stopping_patience=1",
+    ],
     "stream, dropout, clipping": [*STREAM, "model.dropout=0.25", "trainer.gradient_clip_val=0.5"],
 }
 
@@ -25,8 +35,14 @@ CASES = {
 @pytest.mark.parametrize("where", ["mid-epoch", "epoch start"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_run_killed_and_resumed_equals_the_run_never_interrupted(tmp_path, cache_dir, case, where):
-    overrides = [*TINY, f"data.cache_dir={cache_dir}", "trainer.max_epochs=3", "trainer.log_every_n_steps=3",
-                 "trainer.checkpoint_every_n_steps=" + ("7" if where == "mid-epoch" else "100000"), *CASES[case]]
+    overrides = [
+        *TINY,
+        f"data.cache_dir={cache_dir}",
+        "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=3",
+        "trainer.checkpoint_every_n_steps=" + ("7" if where == "mid-epoch" else "100000"),
+        *CASES[case],
+    ]
     record_run(compose_run(*overrides), tmp_path / "whole")
     whole = outcome(tmp_path / "whole")
     per_epoch = whole[0]["steps"] // whole[0]["epochs"]
@@ -36,7 +52,7 @@ def test_a_run_killed_and_resumed_equals_the_run_never_interrupted(tmp_path, cac
     assert (tmp_path / "resumed" / "checkpoints" / "resume.ckpt").is_file()
     record_run(compose_run(*overrides), tmp_path / "resumed")
     assert outcome(tmp_path / "resumed") == whole
-    log = (tmp_path / "resumed" / "train.log")
+    log = tmp_path / "resumed" / "train.log"
     assert not log.exists() or "resuming from" in log.read_text()
 
 
@@ -49,8 +65,9 @@ def test_resuming_with_settings_that_change_results_is_refused_and_changes_nothi
         record_run(compose_run(*overrides, "model.hidden_size=32", "optim.lr=0.01"), tmp_path / "run")
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
     # Keys that do not change results may differ; the run then resumes and finishes.
-    record_run(compose_run(*overrides, "trainer.progress_bar=true", "trainer.checkpoint_every_n_steps=9"),
-               tmp_path / "run")
+    record_run(
+        compose_run(*overrides, "trainer.progress_bar=true", "trainer.checkpoint_every_n_steps=9"), tmp_path / "run"
+    )
     assert (tmp_path / "run" / "metrics.json").exists()
     assert not (tmp_path / "run" / "checkpoints" / "resume.ckpt").exists()  # a finished run needs none
 
@@ -68,8 +85,13 @@ def test_without_resuming_the_interrupted_attempt_is_kept_aside_and_the_run_star
 
 @pytest.mark.slow
 def test_lstm_train_on_a_finished_folder_refuses_and_rewrites_nothing(tmp_path, cache_dir):
-    cli = [str(Path(sys.executable).parent / "lstm-train"), *TINY, f"data.cache_dir={cache_dir}",
-           "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"]
+    cli = [
+        str(Path(sys.executable).parent / "lstm-train"),
+        *TINY,
+        f"data.cache_dir={cache_dir}",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     assert subprocess.run(cli, capture_output=True, text=True).returncode == 0
     record = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert (tmp_path / "run" / ".hydra" / "config.yaml") in record

@@ -12,14 +12,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from helpers import TINY, extra
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 BIN = Path(sys.executable).parent
 # Runs long enough (tens of seconds) to be requeued and cancelled while they train.
-GRID = [*TINY, "data.generator.train_tokens=40000", "trainer.max_epochs=3", "trainer.checkpoint_every_n_steps=10",
-        "model.num_layers=1", "seed=0,1"]
+GRID = [
+    *TINY,
+    "data.generator.train_tokens=40000",
+    "trainer.max_epochs=3",
+    "trainer.checkpoint_every_n_steps=10",
+    "model.num_layers=1",
+    "seed=0,1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +40,19 @@ def cluster():
 
 
 def lstm_sweep(cwd: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def status(cwd: Path, sweep: str) -> dict[str, dict]:
-    proc = subprocess.run([str(BIN / "lstm-sweep"), "--status", sweep], cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [str(BIN / "lstm-sweep"), "--status", sweep], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     rows = {}
@@ -62,9 +75,12 @@ def job_of(sweep_dir: Path, run: str) -> str:
 
 
 def test_a_submitted_sweep_needs_no_one_survives_requeue_and_cancel_and_equals_the_local_grid(
-        cluster, tmp_path, cache_dir):
+    cluster, tmp_path, cache_dir
+):
     started = time.monotonic()
-    proc = lstm_sweep(tmp_path, cache_dir, "--dir", "cluster", "hydra/launcher=slurm", *GRID, "model.cell=one,two,three")
+    proc = lstm_sweep(
+        tmp_path, cache_dir, "--dir", "cluster", "hydra/launcher=slurm", *GRID, "model.cell=one,two,three"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert time.monotonic() - started < 60 and "the sweep is queued" in proc.stderr  # submitted, not waited for
     sweep_dir = tmp_path / "cluster"
@@ -84,8 +100,13 @@ def test_a_submitted_sweep_needs_no_one_survives_requeue_and_cancel_and_equals_t
     wait_for(lambda: "completed" in status(tmp_path, "cluster")[""]["summary"], "the report job", seconds=600)
     states = status(tmp_path, "cluster")
     assert {run: s["state"] for run, s in states.items() if run} == {
-        "cell=one,seed=0": "finished", "cell=one,seed=1": "finished", "cell=two,seed=0": "finished",
-        "cell=two,seed=1": "cancelled", "cell=three,seed=0": "failed", "cell=three,seed=1": "failed"}
+        "cell=one,seed=0": "finished",
+        "cell=one,seed=1": "finished",
+        "cell=two,seed=0": "finished",
+        "cell=two,seed=1": "cancelled",
+        "cell=three,seed=0": "failed",
+        "cell=three,seed=1": "failed",
+    }
     assert states["cell=one,seed=0"]["requeues"] >= 1 and "model.cell='three'" in states["cell=three,seed=0"]["detail"]
     assert states[""]["summary"].startswith("6 runs in cluster: 1 cancelled, 2 failed, 3 finished; report job")
     log = (requeued / "train.log").read_text()
@@ -95,8 +116,17 @@ def test_a_submitted_sweep_needs_no_one_survives_requeue_and_cancel_and_equals_t
     assert "`cell=three,seed=0`: failed" in text
 
     # the same grid, run here: the same numbers, to the last bit
-    local = lstm_sweep(tmp_path, cache_dir, "--dir", "local", "--no-report", "hydra/launcher=joblib",
-                       "hydra.launcher.n_jobs=2", *GRID, "model.cell=one,two")
+    local = lstm_sweep(
+        tmp_path,
+        cache_dir,
+        "--dir",
+        "local",
+        "--no-report",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *GRID,
+        "model.cell=one,two",
+    )
     assert local.returncode == 0, local.stderr[-3000:]
     here = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "local").glob("*/metrics.json")}
     finished = pd.read_csv(tmp_path / "reports" / "default" / "runs.csv").query("status == 'finished'")["run"]
@@ -104,18 +134,28 @@ def test_a_submitted_sweep_needs_no_one_survives_requeue_and_cancel_and_equals_t
     timings = ("wall_time_sec", "train/tokens_per_sec")
     for run in finished:
         ours = json.loads((sweep_dir / run / "metrics.json").read_text())
-        assert {k: v for k, v in ours.items() if k not in timings} == \
-            {k: v for k, v in here[run].items() if k not in timings}, run
+        assert {k: v for k, v in ours.items() if k not in timings} == {
+            k: v for k, v in here[run].items() if k not in timings
+        }, run
 
 
-def test_a_run_longer_than_its_time_limit_finishes_across_requeues_and_the_cap_stops_one(
-        cluster, tmp_path, cache_dir):
+def test_a_run_longer_than_its_time_limit_finishes_across_requeues_and_the_cap_stops_one(cluster, tmp_path, cache_dir):
     # ~2 min of training against a 2-minute limit, warned 30 s ahead — SLURM may warn up to a
     # minute early, so each job trains 20-80 s before its warning and the run needs requeues.
-    long_run = [*TINY, "data.generator.train_tokens=300000", "trainer.max_epochs=4", "model.embedding_size=128",
-                "model.hidden_size=128", "model.num_layers=1",
-                "model.cell=one", "seed=0", "hydra/launcher=slurm", "hydra.launcher.time_min=2",
-                "hydra.launcher.signal_delay_s=30", "hydra.launcher.report=false"]
+    long_run = [
+        *TINY,
+        "data.generator.train_tokens=300000",
+        "trainer.max_epochs=4",
+        "model.embedding_size=128",
+        "model.hidden_size=128",
+        "model.num_layers=1",
+        "model.cell=one",
+        "seed=0",
+        "hydra/launcher=slurm",
+        "hydra.launcher.time_min=2",
+        "hydra.launcher.signal_delay_s=30",
+        "hydra.launcher.report=false",
+    ]
     for name, cap in (("enough", 10), ("capped", 0)):
         proc = lstm_sweep(tmp_path, cache_dir, "--dir", name, *long_run, f"hydra.launcher.max_requeues={cap}")
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -131,11 +171,22 @@ def test_a_run_longer_than_its_time_limit_finishes_across_requeues_and_the_cap_s
     capped = wait_for(lambda: settled("capped"), "the capped run to stop", seconds=300)
     assert capped["state"] in ("interrupted", "timed out") and capped["requeues"] == 0
     record = json.loads((tmp_path / "capped" / "run" / "status.json").read_text())
-    assert record["status"] == "interrupted" and "not requeued: it was requeued 0 times, the most allowed" in record["error"]
+    assert (
+        record["status"] == "interrupted"
+        and "not requeued: it was requeued 0 times, the most allowed" in record["error"]
+    )
 
     # resumed across jobs, the run equals the same run never interrupted
-    local = lstm_sweep(tmp_path, cache_dir, "--dir", "local", "--no-report", "hydra/launcher=joblib",
-                       "hydra.launcher.n_jobs=2", *[o for o in long_run if not o.startswith("hydra")])  # 1 thread, as the job
+    local = lstm_sweep(
+        tmp_path,
+        cache_dir,
+        "--dir",
+        "local",
+        "--no-report",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *[o for o in long_run if not o.startswith("hydra")],
+    )  # 1 thread, as the job
     assert local.returncode == 0, local.stderr[-3000:]
     timings = ("wall_time_sec", "train/tokens_per_sec")
     ours, here = (json.loads((tmp_path / d / "run" / "metrics.json").read_text()) for d in ("enough", "local"))
@@ -147,8 +198,18 @@ def test_hydras_own_submitit_launcher_still_runs_a_sweep_with_threads_shared(tmp
     """The blocking path (pip install "lstm-sweep[slurm]"): Hydra's submitit_local runs every
     job at once, so each gets cores ÷ jobs threads."""
     extra("hydra_plugins.hydra_submitit_launcher", "slurm")
-    proc = lstm_sweep(tmp_path, cache_dir, "--dir", "local", "--no-report", "hydra/launcher=submitit_local",
-                      *TINY, "model.num_layers=1", "model.cell=one", "seed=0,1")
+    proc = lstm_sweep(
+        tmp_path,
+        cache_dir,
+        "--dir",
+        "local",
+        "--no-report",
+        "hydra/launcher=submitit_local",
+        *TINY,
+        "model.num_layers=1",
+        "model.cell=one",
+        "seed=0,1",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for run in ("seed=0", "seed=1"):
         log = (tmp_path / "local" / run / "train.log").read_text()
@@ -157,16 +218,35 @@ def test_hydras_own_submitit_launcher_still_runs_a_sweep_with_threads_shared(tmp
 
 
 def test_a_sweep_completed_by_cluster_jobs_and_a_local_process_at_once_trains_each_run_once(
-        cluster, tmp_path, cache_dir):
-    grid = [*TINY, "data.generator.train_tokens=20000", "trainer.max_epochs=2", "model.num_layers=1",
-            "model.cell=one,two", "seed=0,1"]
-    submitted = lstm_sweep(tmp_path, cache_dir, "--dir", "mixed", "--no-report", "hydra/launcher=slurm",
-                           "hydra.launcher.array_parallelism=1", "hydra.launcher.report=false", *grid)
+    cluster, tmp_path, cache_dir
+):
+    grid = [
+        *TINY,
+        "data.generator.train_tokens=20000",
+        "trainer.max_epochs=2",
+        "model.num_layers=1",
+        "model.cell=one,two",
+        "seed=0,1",
+    ]
+    submitted = lstm_sweep(
+        tmp_path,
+        cache_dir,
+        "--dir",
+        "mixed",
+        "--no-report",
+        "hydra/launcher=slurm",
+        "hydra.launcher.array_parallelism=1",
+        "hydra.launcher.report=false",
+        *grid,
+    )
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     local = lstm_sweep(tmp_path, cache_dir, "--dir", "mixed", "--no-report", *grid)
     assert local.returncode in (0, 1), local.stderr[-3000:]  # 1: runs the cluster still trained when it ended
-    wait_for(lambda: all(r["state"] == "finished" for run, r in status(tmp_path, "mixed").items() if run),
-             "every run finished", seconds=600)
+    wait_for(
+        lambda: all(r["state"] == "finished" for run, r in status(tmp_path, "mixed").items() if run),
+        "every run finished",
+        seconds=600,
+    )
     runs = sorted(p.parent for p in (tmp_path / "mixed").glob("*/metrics.json"))
     assert len(runs) == 4
     for run in runs:

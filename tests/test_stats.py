@@ -26,8 +26,18 @@ from lstm_sweep.analysis.tables import summary_tables
 
 def runs(values: dict) -> pd.DataFrame:
     """{(cell, layers): [ppl per seed]} → a finished-runs table."""
-    rows = [{"model.cell": c, "model.num_layers": n, "seed": s, "test/ppl": v, "test/loss": math.log(v),
-             "status": "finished"} for (c, n), vs in values.items() for s, v in enumerate(vs)]
+    rows = [
+        {
+            "model.cell": c,
+            "model.num_layers": n,
+            "seed": s,
+            "test/ppl": v,
+            "test/loss": math.log(v),
+            "status": "finished",
+        }
+        for (c, n), vs in values.items()
+        for s, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -46,8 +56,10 @@ def test_compare_matches_scipy_and_reads_as_a_verdict():
     assert c.diff == pytest.approx(44.2) and c.p_welch == pytest.approx(welch.pvalue)
     assert (c.ci_low, c.ci_high) == pytest.approx(tuple(welch.confidence_interval(0.95)))
     assert c.n_pairs == 5 and c.p_paired == pytest.approx(paired.pvalue)
-    assert c.verdict == (f"2 layers worse than 1 layer by 44.2 ppl (95% CI ± {(c.ci_high - c.ci_low) / 2:.2g}), "
-                         f"g = {c.hedges_g:.2f}, p < 0.001")
+    assert c.verdict == (
+        f"2 layers worse than 1 layer by 44.2 ppl (95% CI ± {(c.ci_high - c.ci_low) / 2:.2g}), "
+        f"g = {c.hedges_g:.2f}, p < 0.001"
+    )
 
 
 def test_hedges_g_is_the_pooled_standardised_difference_corrected_for_small_samples():
@@ -60,6 +72,7 @@ def test_hedges_g_is_the_pooled_standardised_difference_corrected_for_small_samp
 @pytest.mark.parametrize("g", [0.3, 0.8, 1.5, -2.0])
 def test_the_seeds_for_80_percent_power_reach_it_and_one_fewer_does_not(g):
     """The oracle: a two-sided two-sample t-test's power from scipy's noncentral t."""
+
     def power(n: int) -> float:
         df, nc = 2 * n - 2, abs(g) * math.sqrt(n / 2)
         critical = scipy_stats.t.ppf(0.975, df)
@@ -79,14 +92,28 @@ def test_effects_past_what_the_power_functions_evaluate_need_two_seeds_and_warn_
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", "from lstm_sweep.analysis.stats import seeds_for_power as s; "
-                           "print([s(g) for g in (16.37, -9.28, 5.9, 5.5, 0.3)])"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from lstm_sweep.analysis.stats import seeds_for_power as s; "
+            "print([s(g) for g in (16.37, -9.28, 5.9, 5.5, 0.3)])",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert (proc.stdout.strip(), proc.stderr) == ("[2.0, 2.0, 2.0, 3.0, 176.0]", "")
 
 
 def test_holms_correction_adjusts_the_reports_p_values_together_and_redoes_the_verdicts():
-    table = runs({("one", 1): [280, 282, 281], ("one", 2): [330, 333, 329],
-                  ("two", 1): [281, 279, 284], ("two", 2): [319, 321, 318]})
+    table = runs(
+        {
+            ("one", 1): [280, 282, 281],
+            ("one", 2): [330, 333, 329],
+            ("two", 1): [281, 279, 284],
+            ("two", 2): [319, 321, 318],
+        }
+    )
     pairs = one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl")
     raw = [c.p_welch for c in pairs]
     correct(pairs, "holm")
@@ -119,15 +146,23 @@ def test_pairs_differ_in_exactly_one_factor():
     table = runs({("one", 1): [1, 2], ("two", 1): [3, 5], ("one", 2): [5, 9], ("two", 2): [7, 8]})
     pairs = one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl")
     described = {(c.factor, c.a, c.b, tuple(c.context.items())) for c in pairs}
-    assert described == {("model.cell", "one", "two", (("model.num_layers", 1),)),
-                         ("model.cell", "one", "two", (("model.num_layers", 2),)),
-                         ("model.num_layers", 1, 2, (("model.cell", "one"),)),
-                         ("model.num_layers", 1, 2, (("model.cell", "two"),))}
+    assert described == {
+        ("model.cell", "one", "two", (("model.num_layers", 1),)),
+        ("model.cell", "one", "two", (("model.num_layers", 2),)),
+        ("model.num_layers", 1, 2, (("model.cell", "one"),)),
+        ("model.num_layers", 1, 2, (("model.cell", "two"),)),
+    }
 
 
 def test_claims_hold_fail_or_reverse_by_the_numbers():
-    table = runs({("one", 1): [280, 282, 281], ("one", 2): [330, 333, 329],
-                  ("two", 1): [281, 279, 284], ("two", 2): [319, 321, 318]})
+    table = runs(
+        {
+            ("one", 1): [280, 282, 281],
+            ("one", 2): [330, 333, 329],
+            ("two", 1): [281, 279, 284],
+            ("two", 2): [319, 321, 318],
+        }
+    )
     pairs = one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl")
     layers = judge_claim({"factor": "model.num_layers", "better": 1, "worse": 2}, pairs)
     assert layers.count("**holds**") == 2
@@ -156,10 +191,20 @@ def test_summary_rows_are_the_last_factor_columns_the_one_before(tmp_path: Path)
 
 def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_path: Path, fake_run):
     """A sweep over cells at 2 layers only: the 1-layer reference has no runs of ours."""
-    run = fake_run(tmp_path / "run", status=None, config={"model": {"num_layers": 2}, "reference": {"results": [
-        {"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.0},
-        {"model.cell": "one", "model.num_layers": 2, "test/ppl": 330.0},
-        {"model.cell": "two", "model.num_layers": 2, "test/ppl": 318.0}]}})
+    run = fake_run(
+        tmp_path / "run",
+        status=None,
+        config={
+            "model": {"num_layers": 2},
+            "reference": {
+                "results": [
+                    {"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.0},
+                    {"model.cell": "one", "model.num_layers": 2, "test/ppl": 330.0},
+                    {"model.cell": "two", "model.num_layers": 2, "test/ppl": 318.0},
+                ]
+            },
+        },
+    )
     table = runs({("one", 2): [331, 333], ("two", 2): [321, 319]}).drop(columns="model.num_layers")
     table["path"] = str(run)
     sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell"])
@@ -175,14 +220,25 @@ def test_a_reference_result_is_matched_on_the_keys_the_sweep_kept_fixed_too(tmp_
 
 @pytest.mark.parametrize("correction", ["holm", "none"])
 def test_a_references_claims_are_judged_by_the_p_values_the_report_states(tmp_path: Path, correction):
-    table = runs({("one", 1): [280, 282, 281], ("one", 2): [330, 333, 329],
-                  ("two", 1): [281, 279, 284], ("two", 2): [319, 321, 318]})
+    table = runs(
+        {
+            ("one", 1): [280, 282, 281],
+            ("one", 2): [330, 333, 329],
+            ("two", 1): [281, 279, 284],
+            ("two", 2): [319, 321, 318],
+        }
+    )
     table["path"] = str(tmp_path)
     pairs = one_factor_comparisons(table, ["model.cell", "model.num_layers"], "test/ppl", "ppl")
     correct(pairs, correction)
-    config = OmegaConf.create({"reference": {"results": [{"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.0}],
-                                             "claims": [{"factor": "model.cell", "better": "two", "worse": "one",
-                                                         "text": "model two is better"}]}})
+    config = OmegaConf.create(
+        {
+            "reference": {
+                "results": [{"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.0}],
+                "claims": [{"factor": "model.cell", "better": "two", "worse": "one", "text": "model two is better"}],
+            }
+        }
+    )
     sweep = Sweep(tmp_path, table, pd.DataFrame(), ["model.cell", "model.num_layers"])
     text = reference_section(sweep, tmp_path, pairs, config)
     caption = "tested on our runs (Welch's t-test" + (", after Holm's correction" if correction == "holm" else "")
@@ -208,10 +264,19 @@ def test_the_figures_show_every_run_the_reference_and_the_oracle_as_png_and_pdf(
     table = runs({("one", 1): [280, 284, 281], ("two", 1): [279, 283, 280]})
     table["test/oracle_ppl"] = 150.0
     table["run"] = [f"r{i}" for i in range(len(table))]
-    epochs = pd.DataFrame([{"run": r, "epoch": e, "train/ppl": 400.0 - 50 * e, "val/ppl": 420.0 - 40 * e}
-                           for r in table["run"] for e in range(3)])
-    shared = OmegaConf.create({"model": {"num_layers": 1}, "reference": {"results": [
-        {"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.5}]}})
+    epochs = pd.DataFrame(
+        [
+            {"run": r, "epoch": e, "train/ppl": 400.0 - 50 * e, "val/ppl": 420.0 - 40 * e}
+            for r in table["run"]
+            for e in range(3)
+        ]
+    )
+    shared = OmegaConf.create(
+        {
+            "model": {"num_layers": 1},
+            "reference": {"results": [{"model.cell": "one", "model.num_layers": 1, "test/ppl": 286.5}]},
+        }
+    )
     made = figures(Sweep(tmp_path, table, epochs, ["model.cell"]), tmp_path, shared)
     assert [file for _, file in made] == ["test_ppl.png", "learning_curves.png"]
     assert "the published value" in made[0][0] and "the oracle floor" in made[0][0]

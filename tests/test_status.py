@@ -6,8 +6,8 @@ import json
 import pytest
 
 from lstm_sweep.files import write_json as write_whole
-from lstm_sweep.sweep import status as status_module
 from lstm_sweep.records import SLURM_FILE as RECORD_FILE
+from lstm_sweep.sweep import status as status_module
 from lstm_sweep.sweep.slurm import JOBS_FOLDER
 
 # run: (status.json record or None for no folder, SLURM state or None for a local run, expected)
@@ -20,8 +20,11 @@ CASES = {
     "held": ({"status": "running", "host": "elsewhere", "pid": 1}, "SUSPENDED", "suspended"),
     "cancelled": ({"status": "interrupted", "error": "stopped by SIGTERM"}, "CANCELLED", "cancelled"),
     "cancelled-queued": (None, "CANCELLED", "cancelled"),
-    "capped": ({"status": "interrupted", "error": "stopped at SLURM's time limit; not requeued"}, "FAILED",
-               "interrupted"),
+    "capped": (
+        {"status": "interrupted", "error": "stopped at SLURM's time limit; not requeued"},
+        "FAILED",
+        "interrupted",
+    ),
     "out-of-memory": ({"status": "running", "host": "elsewhere", "pid": 1}, "OUT_OF_MEMORY", "failed"),
     "local": ({"status": "finished"}, None, "finished"),
 }
@@ -39,10 +42,18 @@ def test_each_run_reads_as_its_record_and_its_job_say_together(tmp_path, monkeyp
             fake_run(tmp_path / run, status=record)
         if state is not None:
             jobs[run] = f"100_{i}"
-    write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "100",
-                                                         "report": "101", "runs": jobs}]})
-    states = {job: {"state": CASES[run][1], "exit": "0:9" if run == "out-of-memory" else "0:0",
-                    "requeues": 1 if run == "requeued" else 0} for run, job in jobs.items()}
+    write_json(
+        tmp_path / RECORD_FILE,
+        {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "100", "report": "101", "runs": jobs}]},
+    )
+    states = {
+        job: {
+            "state": CASES[run][1],
+            "exit": "0:9" if run == "out-of-memory" else "0:0",
+            "requeues": 1 if run == "requeued" else 0,
+        }
+        for run, job in jobs.items()
+    }
     states["101"] = {"state": "PENDING", "exit": "0:0", "requeues": 0}
     monkeypatch.setattr(status_module, "job_states", lambda ids: {j: states[j] for j in ids})
     rows = {row["run"]: row for row in status_module.run_states(tmp_path)}
@@ -64,18 +75,25 @@ def test_a_damaged_record_is_one_clear_error(tmp_path):
     from lstm_sweep.errors import ConfigError
 
     (tmp_path / RECORD_FILE).write_text("{not json")
-    with pytest.raises(ConfigError, match="slurm.json cannot be read"):
+    with pytest.raises(ConfigError, match=r"slurm\.json cannot be read"):
         status_module.run_states(tmp_path)
 
 
 def test_a_run_whose_job_never_started_is_listed_by_the_report(tmp_path, fake_run):
     from lstm_sweep.analysis.read import read_sweep
 
-    write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "7",
-                                                         "report": None, "runs": {"seed=1": "7_1"}}]})
+    write_json(
+        tmp_path / RECORD_FILE,
+        {
+            "submissions": [
+                {"date": "2026-11-25T10:00:00+00:00", "array": "7", "report": None, "runs": {"seed=1": "7_1"}}
+            ]
+        },
+    )
     (tmp_path / JOBS_FOLDER).mkdir()
-    (tmp_path / JOBS_FOLDER / "tasks-0.json").write_text(json.dumps(
-        [{"run": "seed=1", "overrides": ["seed=1", "hydra.job.config.override_dirname.exclude_keys=[]"]}]))
+    (tmp_path / JOBS_FOLDER / "tasks-0.json").write_text(
+        json.dumps([{"run": "seed=1", "overrides": ["seed=1", "hydra.job.config.override_dirname.exclude_keys=[]"]}])
+    )
     fake_run(tmp_path / "seed=0", status={"status": "failed", "error": "boom"})
     runs = read_sweep(tmp_path).runs.set_index("run")
     assert runs.loc["seed=1", "status"] == "unfinished"
@@ -95,18 +113,35 @@ def test_a_run_whose_job_died_on_another_node_reads_interrupted_where_sacct_tell
 
     from lstm_sweep.analysis.read import read_sweep
 
-    write_json(tmp_path / RECORD_FILE, {"submissions": [{"date": "2026-11-25T10:00:00+00:00", "array": "7",
-                                                         "report": None, "runs": {"seed=0": "7_0", "seed=1": "7_1"}}]})
+    write_json(
+        tmp_path / RECORD_FILE,
+        {
+            "submissions": [
+                {
+                    "date": "2026-11-25T10:00:00+00:00",
+                    "array": "7",
+                    "report": None,
+                    "runs": {"seed=0": "7_0", "seed=1": "7_1"},
+                }
+            ]
+        },
+    )
     for seed in (0, 1):
-        fake_run(tmp_path / f"seed={seed}", config={"seed": seed}, overrides=[f"seed={seed}"],
-                 status={"status": "running", "host": "node-elsewhere", "pid": 1})
+        fake_run(
+            tmp_path / f"seed={seed}",
+            config={"seed": seed},
+            overrides=[f"seed={seed}"],
+            status={"status": "running", "host": "node-elsewhere", "pid": 1},
+        )
     bin_dir = tmp_path / "bin"
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     fake_command(bin_dir, "sacct", "printf '7_0|RUNNING|0:0\\n7_1|REQUEUED|0:0\\n7_1|OUT_OF_MEMORY|0:125\\n'\n")
     runs = read_sweep(tmp_path).runs.set_index("run")
     assert runs.loc["seed=0", "status"] == "running"
     assert (runs.loc["seed=1", "status"], runs.loc["seed=1", "error"]) == (
-        "interrupted", "its SLURM job 7_1 ended OUT_OF_MEMORY (exit 0:125) before the run recorded an outcome")
+        "interrupted",
+        "its SLURM job 7_1 ended OUT_OF_MEMORY (exit 0:125) before the run recorded an outcome",
+    )
     # read off the cluster: sacct cannot reach SLURM's accounting, and the record stands
     fake_command(bin_dir, "sacct", "echo 'sacct: error: Problem talking to the database' >&2; exit 1\n")
     assert set(read_sweep(tmp_path).runs["status"]) == {"running"}
@@ -144,9 +179,22 @@ def test_a_submitted_grid_composes_each_run_once(tmp_path):
     bin_dir = tmp_path / "bin"
     fake_command(bin_dir, "sbatch", "echo 4242\n")  # a queue that takes anything
     proc = subprocess.run(
-        [sys.executable, "-c", COUNTED_SUBMISSION, "-m", "hydra/launcher=slurm", "model.cell=one,two",
-         "seed=range(3)", "model.num_layers=1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+        [
+            sys.executable,
+            "-c",
+            COUNTED_SUBMISSION,
+            "-m",
+            "hydra/launcher=slurm",
+            "model.cell=one,two",
+            "seed=range(3)",
+            "model.num_layers=1",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "composed 6 6" in proc.stdout
     submission = json.loads((tmp_path / "sweep" / RECORD_FILE).read_text())["submissions"][0]

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY, TINY_CORPUS, compose_run, fake_run
 
+from helpers import TINY, TINY_CORPUS, compose_run, fake_run
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
-from lstm_sweep.files import write_json
 from lstm_sweep.naming import run_name, trial_label
 from lstm_sweep.records import recorded_status
 from lstm_sweep.run.folder import set_status
@@ -31,8 +30,13 @@ SMALL_GRID = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=20", "
 
 
 def lstm_sweep(cwd: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +49,7 @@ def sweep(tmp_path_factory, cache_dir):
 
 @pytest.mark.slow
 def test_sweep_names_runs_by_their_swept_values(sweep):
-    cwd, proc = sweep
+    cwd, _ = sweep
     # .hparams/: the sweep's TensorBoard columns, beside the run folders
     names = sorted(p.name for p in (cwd / "multirun" / "small").iterdir() if p.is_dir() and p.name != ".hparams")
     assert names == [f"cell={c},layers={n},seed={s}" for c in ("one", "three", "two") for n in (1, 2) for s in (0, 1)]
@@ -76,16 +80,28 @@ def test_a_failing_run_is_recorded_and_the_others_finish(sweep):
 def test_every_artefact_is_written(sweep):
     cwd, _ = sweep
     out = cwd / "reports" / "default"
-    for stem in ["summary_test_perplexity", "summary_test_loss", "statistics_test_ppl",
-                 *(f"runs_cell={c},layers={n}" for c in ("one", "two") for n in (1, 2))]:
+    for stem in [
+        "summary_test_perplexity",
+        "summary_test_loss",
+        "statistics_test_ppl",
+        *(f"runs_cell={c},layers={n}" for c in ("one", "two") for n in (1, 2)),
+    ]:
         for ext in ("md", "csv", "tex"):
             assert (out / f"{stem}.{ext}").stat().st_size > 0, f"{stem}.{ext}"
     for figure in ("learning_curves", "test_ppl"):
         assert (out / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out / f"{figure}.pdf").read_bytes()[:5] == b"%PDF-"
     report = (out / "REPORT.md").read_text()
-    for section in ("## Provenance", "## Results", "## Statistics", "## Figures", "## Runs per configuration",
-                    "torch 2.", "lstm-sweep --dir multirun/small", "![Training and validation perplexity"):
+    for section in (
+        "## Provenance",
+        "## Results",
+        "## Statistics",
+        "## Figures",
+        "## Runs per configuration",
+        "torch 2.",
+        "lstm-sweep --dir multirun/small",
+        "![Training and validation perplexity",
+    ):
         assert section in report, section
     # provenance: the folder read, each start with the settings it fixed, and how to regenerate
     assert "- runs read from `multirun/small`" in report
@@ -105,8 +121,12 @@ def tensorboard_answers(logdir: Path, *requests: tuple[str, dict | None]) -> lis
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [str(BIN / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ask(route: str, body: dict | None):
@@ -139,10 +159,20 @@ def test_tensorboard_lists_the_swept_keys_first_and_opens_on_the_curves(sweep):
     cwd, _ = sweep
     folder = cwd / "multirun" / "small"
     experiment, groups, tags, layout = tensorboard_answers(
-        folder, ("/data/plugin/hparams/experiment", {"experimentName": ""}),
-        ("/data/plugin/hparams/session_groups", {"experimentName": "", "startIndex": 0, "sliceSize": 100,
-                                                 "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"]}),
-        ("/data/plugin/scalars/tags", None), ("/data/plugin/custom_scalars/layout", None))
+        folder,
+        ("/data/plugin/hparams/experiment", {"experimentName": ""}),
+        (
+            "/data/plugin/hparams/session_groups",
+            {
+                "experimentName": "",
+                "startIndex": 0,
+                "sliceSize": 100,
+                "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"],
+            },
+        ),
+        ("/data/plugin/scalars/tags", None),
+        ("/data/plugin/custom_scalars/layout", None),
+    )
     # HPARAMS ticks the first five it lists: the swept keys come first, marked as differing
     infos = experiment["hparamInfos"]
     assert [i["name"] for i in infos[:3]] == ["model.cell", "model.num_layers", "seed"]
@@ -224,14 +254,18 @@ def test_a_dry_run_lists_what_each_run_would_do_and_writes_nothing(sweep, cache_
     assert lines["cell=two,layers=2,seed=2"] == "start"  # a new seed
     assert lines["cell=two,layers=2,seed=1"] == "resume"
     assert lines["cell=two,layers=1,seed=1"] == "refused (settings differ)"
-    assert proc.stdout.splitlines()[-1] == ("18 runs in small: 6 start, 1 resume, 4 start over, "
-                                            "1 refused (settings differ), 6 skip (finished); dry run, nothing started")
+    assert proc.stdout.splitlines()[-1] == (
+        "18 runs in small: 6 start, 1 resume, 4 start over, "
+        "1 refused (settings differ), 6 skip (finished); dry run, nothing started"
+    )
     anew = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *grid, "trainer.resume=false")
     assert f"{'start over':<25} cell=two,layers=2,seed=1" in anew.stdout
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
     assert not (tmp_path / "reports").exists()
     refused = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *SMALL_GRID, "trainer.max_epochs=3")
-    assert refused.returncode == 1 and "was swept with other fixed settings: trainer.max_epochs (2 → 3)" in refused.stderr
+    assert (
+        refused.returncode == 1 and "was swept with other fixed settings: trainer.max_epochs (2 → 3)" in refused.stderr
+    )
     fresh = lstm_sweep(tmp_path, cache_dir, "--dry-run", *SMALL_GRID)
     assert fresh.returncode == 0 and "8 runs in multirun/default/" in fresh.stdout and ": 8 start;" in fresh.stdout
     assert not (tmp_path / "multirun").exists()
@@ -253,16 +287,34 @@ def test_completing_a_sweep_with_other_fixed_settings_is_refused_and_rewrites_no
     folder = cwd / "multirun" / "small"
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     # another launcher is no other setting: it changes how runs are made, not what they compute
-    proc = lstm_sweep(cwd, cache_dir, "--dir", "multirun/small", *SMALL_GRID, "model.cell=one,two,three",
-                      "trainer.max_epochs=3", "model.hidden_size=32", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    proc = lstm_sweep(
+        cwd,
+        cache_dir,
+        "--dir",
+        "multirun/small",
+        *SMALL_GRID,
+        "model.cell=one,two,three",
+        "trainer.max_epochs=3",
+        "model.hidden_size=32",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    )
     assert proc.returncode == 1
-    assert "was swept with other fixed settings: model.hidden_size (16 → 32), trainer.max_epochs (2 → 3);" in proc.stderr
+    assert (
+        "was swept with other fixed settings: model.hidden_size (16 → 32), trainer.max_epochs (2 → 3);" in proc.stderr
+    )
     after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert after == before  # no run started, no .hydra/ rewritten, no start recorded
 
 
-STOPPABLE = [*TINY, "data.generator.train_tokens=100000", "model.cell=one", "model.num_layers=1", "seed=0,1,2",
-             "--no-report"]
+STOPPABLE = [
+    *TINY,
+    "data.generator.train_tokens=100000",
+    "model.cell=one",
+    "model.num_layers=1",
+    "seed=0,1,2",
+    "--no-report",
+]
 LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
 
 
@@ -295,12 +347,22 @@ def wait_until_gone(group: int, timeout: float = 60) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, launcher", [(signal.SIGKILL, "joblib"), (signal.SIGTERM, "basic"),
-                                              (signal.SIGINT, "joblib")], ids=["kill -9", "kill", "Ctrl-C"])
+@pytest.mark.parametrize(
+    "signum, launcher",
+    [(signal.SIGKILL, "joblib"), (signal.SIGTERM, "basic"), (signal.SIGINT, "joblib")],
+    ids=["kill -9", "kill", "Ctrl-C"],
+)
 def test_a_stopped_sweep_stops_every_run_records_it_interrupted_and_completes_when_run_again(
-        tmp_path, cache_dir, signum, launcher):
-    args = [str(BIN / "lstm-sweep"), "--dir", str(tmp_path / "sw"), *STOPPABLE, *LAUNCHERS[launcher],
-            f"data.cache_dir={cache_dir}"]
+    tmp_path, cache_dir, signum, launcher
+):
+    args = [
+        str(BIN / "lstm-sweep"),
+        "--dir",
+        str(tmp_path / "sw"),
+        *STOPPABLE,
+        *LAUNCHERS[launcher],
+        f"data.cache_dir={cache_dir}",
+    ]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     running = running_runs(tmp_path / "sw", count=2 if launcher == "joblib" else 1)
     group = os.getpgid(running[0]["pid"])  # the sweep's own process group, workers included
@@ -332,12 +394,13 @@ def running_in(sweep_dir: Path, name: str, **popen) -> subprocess.Popen:
 def test_ctrl_c_in_the_sweeps_child_waits_for_its_groups_runs_to_record_before_raising(tmp_path):
     # joblib kills its workers the moment the child raises: a worker still writing its run's
     # status would leave it "running" under a dead pid, its Ctrl-C unrecorded.
-    worker = running_in(tmp_path, "cell=one,seed=0")                         # this process group
+    worker = running_in(tmp_path, "cell=one,seed=0")  # this process group
     elsewhere = running_in(tmp_path, "cell=one,seed=1", start_new_session=True)  # another sweep's
     try:
         handler = child.ctrl_c_after_runs_record(tmp_path)
-        recording = threading.Timer(0.5, set_status, (tmp_path / "cell=one,seed=0", "interrupted",
-                                                      "stopped by Ctrl-C (SIGINT)"))
+        recording = threading.Timer(
+            0.5, set_status, (tmp_path / "cell=one,seed=0", "interrupted", "stopped by Ctrl-C (SIGINT)")
+        )
         recording.start()
         start = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
@@ -372,27 +435,64 @@ def test_ctrl_c_in_the_sweeps_child_waits_a_bounded_while_and_a_second_one_not_a
 def test_an_experiment_of_ones_own_is_found_through_config_dir(tmp_path, cache_dir):
     (tmp_path / "mine" / "experiment").mkdir(parents=True)
     (tmp_path / "mine" / "experiment" / "narrow.yaml").write_text(
-        "# @package _global_\nmodel:\n  hidden_size: 12\n  embedding_size: 12\n")
+        "# @package _global_\nmodel:\n  hidden_size: 12\n  embedding_size: 12\n"
+    )
     args = [*TINY_CORPUS, "trainer.progress_bar=false", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
-    proc = lstm_sweep(tmp_path, cache_dir, "--config-dir", "mine", "experiment=narrow", "--dir", "sw", *args,
-                      "model.cell=one", "model.num_layers=1", "seed=0")
+    proc = lstm_sweep(
+        tmp_path,
+        cache_dir,
+        "--config-dir",
+        "mine",
+        "experiment=narrow",
+        "--dir",
+        "sw",
+        *args,
+        "model.cell=one",
+        "model.num_layers=1",
+        "seed=0",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = (tmp_path / "sw" / "run" / ".hydra" / "config.yaml").read_text()
     assert "hidden_size: 12" in config and "embedding_size: 12" in config
     assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["name"] == "narrow"
-    single = subprocess.run([str(BIN / "lstm-train"), "--config-dir", "mine", "experiment=narrow", *args,
-                             f"data.cache_dir={cache_dir}", "hydra.run.dir=one"], cwd=tmp_path,
-                            capture_output=True, text=True)
+    single = subprocess.run(
+        [
+            str(BIN / "lstm-train"),
+            "--config-dir",
+            "mine",
+            "experiment=narrow",
+            *args,
+            f"data.cache_dir={cache_dir}",
+            "hydra.run.dir=one",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     assert "hidden_size: 12" in (tmp_path / "one" / ".hydra" / "config.yaml").read_text()
 
 
 @pytest.mark.slow
 def test_two_sweeps_started_together_get_their_own_folders(tmp_path, cache_dir):
-    args = [*TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.cell=one",
-            "model.num_layers=1", "seed=0", "--no-report"]
-    procs = [subprocess.Popen([str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    args = [
+        *TINY,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "model.cell=one",
+        "model.num_layers=1",
+        "seed=0",
+        "--no-report",
+    ]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     folders = list((tmp_path / "multirun" / "default").iterdir())
     assert len(folders) == 2 and all((f / "run" / "metrics.json").exists() for f in folders)  # nothing swept
@@ -400,10 +500,22 @@ def test_two_sweeps_started_together_get_their_own_folders(tmp_path, cache_dir):
 
 @pytest.mark.slow
 def test_two_sweeps_on_one_folder_train_each_run_exactly_once(tmp_path, cache_dir):
-    args = ["--dir", "shared", "--no-report", *SMALL_GRID, "model.num_layers=1", "model.cell=one,two",
-            "trainer.threads=1", f"data.cache_dir={cache_dir}"]
-    procs = [subprocess.Popen([str(BIN / "lstm-sweep"), *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    args = [
+        "--dir",
+        "shared",
+        "--no-report",
+        *SMALL_GRID,
+        "model.num_layers=1",
+        "model.cell=one,two",
+        "trainer.threads=1",
+        f"data.cache_dir={cache_dir}",
+    ]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "lstm-sweep"), *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     errors = [p.communicate(timeout=600)[1] for p in procs]
     runs = sorted(p for p in (tmp_path / "shared").iterdir() if p.is_dir() and p.name != ".hparams")
     assert [r.name for r in runs] == [f"cell={c},seed={s}" for c in ("one", "two") for s in (0, 1)]
@@ -417,9 +529,19 @@ def test_two_sweeps_on_one_folder_train_each_run_exactly_once(tmp_path, cache_di
 
 @pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_with_one_thread_each(tmp_path, cache_dir):
-    proc = lstm_sweep(tmp_path, cache_dir, "--dir", "sw", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                      *TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.num_layers=1",
-                      "seed=0")
+    proc = lstm_sweep(
+        tmp_path,
+        cache_dir,
+        "--dir",
+        "sw",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *TINY,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "model.num_layers=1",
+        "seed=0",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     logs = [(tmp_path / "sw" / f"cell={c}" / "train.log").read_text() for c in ("one", "two")]
     cores = os.cpu_count()
@@ -444,8 +566,7 @@ def test_run_names():
     assert run_name("data.name=a,model.name=b") == "data.name=a,model.name=b"  # would read alike
     assert run_name("data.root=/x/y") == "root=_x_y" and run_name("") == "run"
     # a list value keeps its commas and does not swallow the next key
-    assert (run_name("data.split_fractions=[0.8,0.1,0.1],model.cell=one")
-            == "split_fractions=[0.8,0.1,0.1],cell=one")
+    assert run_name("data.split_fractions=[0.8,0.1,0.1],model.cell=one") == "split_fractions=[0.8,0.1,0.1],cell=one"
     assert run_name("data.unk_token='a,b',seed=1") == "unk_token='a,b',seed=1"
 
 
@@ -464,8 +585,11 @@ def test_a_sweep_records_its_fixed_settings_and_refuses_others(tmp_path):
     starts = [{"fixed": first.fixed}]
     # Where the data is and how progress shows may change; what changes results may not.
     refuse_other_settings(tmp_path, plan_grid({"seed": "range(3)"}, ["model.hidden_size=64", "data.root=/b"]), starts)
-    with pytest.raises(ConfigError, match=r"other fixed settings: model.hidden_size \(64 → 128\), "
-                                          r"optim.lr \(not set → 0.1\); complete it with the same ones"):
+    with pytest.raises(
+        ConfigError,
+        match=r"other fixed settings: model.hidden_size \(64 → 128\), "
+        r"optim.lr \(not set → 0.1\); complete it with the same ones",
+    ):
         refuse_other_settings(tmp_path, plan_grid(None, ["model.hidden_size=128", "optim.lr=0.1"]), starts)
     (tmp_path / "sweep.json").write_text('{"name": "x", "starts": [{"comm')  # cut short
     assert previous_starts(tmp_path) == [] and (tmp_path / "sweep.json.damaged").exists()
@@ -500,18 +624,30 @@ def test_a_variation_sweep_is_compared_configuration_by_configuration(sweep, tmp
 def test_where_the_data_lives_is_no_factor_of_a_report(tmp_path):
     """A sweep completed on another machine has other data.root values: still one grid."""
     for seed, root in [(0, "/a/ptb"), (1, "/b/ptb")]:
-        fake_run(tmp_path / "sweep" / f"seed={seed}", config={"seed": seed},
-                 overrides=[f"seed={seed}", f"data.root={root}"], scalars={"test/ppl": 100.0 + seed})
+        fake_run(
+            tmp_path / "sweep" / f"seed={seed}",
+            config={"seed": seed},
+            overrides=[f"seed={seed}", f"data.root={root}"],
+            scalars={"test/ppl": 100.0 + seed},
+        )
     sweep = read_sweep(tmp_path / "sweep")
     assert sweep.factors == [] and "data.root" not in sweep.runs
 
 
 def test_a_swept_list_value_labels_and_groups_its_runs(tmp_path):
     """Runs that differ in a list (`data.split_fractions=[…]`) are aggregated like any other factor."""
-    for fractions, seed, ppl in [("[0.8,0.1,0.1]", 0, 200.0), ("[0.8,0.1,0.1]", 1, 202.0),
-                                 ("[0.9,0.05,0.05]", 0, 190.0), ("[0.9,0.05,0.05]", 1, 194.0)]:
-        fake_run(tmp_path / "sweep" / run_name(f"data.split_fractions={fractions},seed={seed}"), config={"seed": seed},
-                 overrides=[f"data.split_fractions={fractions}", f"seed={seed}"], scalars={"test/ppl": ppl})
+    for fractions, seed, ppl in [
+        ("[0.8,0.1,0.1]", 0, 200.0),
+        ("[0.8,0.1,0.1]", 1, 202.0),
+        ("[0.9,0.05,0.05]", 0, 190.0),
+        ("[0.9,0.05,0.05]", 1, 194.0),
+    ]:
+        fake_run(
+            tmp_path / "sweep" / run_name(f"data.split_fractions={fractions},seed={seed}"),
+            config={"seed": seed},
+            overrides=[f"data.split_fractions={fractions}", f"seed={seed}"],
+            scalars={"test/ppl": ppl},
+        )
     sweep, out = write_report(tmp_path / "sweep", tmp_path / "report")
     assert sweep.factors == ["data.split_fractions"]
     assert sweep.runs["data.split_fractions"].tolist() == ["[0.8,0.1,0.1]"] * 2 + ["[0.9,0.05,0.05]"] * 2

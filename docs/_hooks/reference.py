@@ -49,7 +49,7 @@ def type_name(annotation) -> str:
     else:  # a plugin's config, whose annotations are not postponed
         text = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
     if text.startswith("Optional[") and text.endswith("]"):
-        return f"{text[len('Optional['):-1]} or null"
+        return f"{text[len('Optional[') : -1]} or null"
     return text
 
 
@@ -167,8 +167,12 @@ def configuration_page() -> str:
     ]
     for name, schema in OPTIMIZERS.items():
         parts += ["", f"### optim={name}", "", table("optim.", schema)]
-    parts += ["", "## schedule", "", f"`schedule=NAME` picks one of {', '.join(f'`{n}`' for n in SCHEDULES)} "
-              "(default `none`)."]
+    parts += [
+        "",
+        "## schedule",
+        "",
+        f"`schedule=NAME` picks one of {', '.join(f'`{n}`' for n in SCHEDULES)} (default `none`).",
+    ]
     for name, schema in SCHEDULES.items():
         parts += ["", f"### schedule={name}", "", table("schedule.", schema)]
     parts += [
@@ -222,19 +226,33 @@ def cli_page() -> str:
         if {"--shell-completion", "--experimental-rerun"} & set(action.option_strings):
             action.help = argparse.SUPPRESS  # Hydra's shell set-up and its experiments: not ours to document
     commands = [
-        ("lstm-train", "One run, or with `-m` a sweep of runs, as Hydra composes it. Its overrides are the "
-         "[configuration](configuration.md)'s keys; the options are Hydra's own.", train),
-        ("lstm-sweep", "The main job: a Hydra multirun of an experiment's grid, then its report "
-         "([sweeps and reports](../guides/sweeps-and-reports.md)).", sweep.build_parser()),
+        (
+            "lstm-train",
+            "One run, or with `-m` a sweep of runs, as Hydra composes it. Its overrides are the "
+            "[configuration](configuration.md)'s keys; the options are Hydra's own.",
+            train,
+        ),
+        (
+            "lstm-sweep",
+            "The main job: a Hydra multirun of an experiment's grid, then its report "
+            "([sweeps and reports](../guides/sweeps-and-reports.md)).",
+            sweep.build_parser(),
+        ),
         ("lstm-aggregate", "A sweep's tables, statistics, figures and REPORT.md.", aggregate.build_parser()),
         ("lstm-generate", "Text sampled from a trained run, the way it was trained.", generate.build_parser()),
-        ("lstm-bench", "How fast the hand-written cells are against `torch.nn.LSTM` "
-         "([the fast path](../concepts/fast-path.md)).", bench.build_parser()),
+        (
+            "lstm-bench",
+            "How fast the hand-written cells are against `torch.nn.LSTM` ([the fast path](../concepts/fast-path.md)).",
+            bench.build_parser(),
+        ),
     ]
-    parts = ["# Command-line reference", "",
-             "Each command's `--help`, generated from the parser it uses. A bad option or value is one "
-             "line and exit status 1.", ""]
+    parts = [
+        "# Command-line reference",
+        "",
+        "Each command's `--help`, generated from the parser it uses. A bad option or value is one "
+        "line and exit status 1.",
+        "",
+    ]
     for name, what, parser in commands:
         parts += [f"## {name}", "", what, "", "```text", parser.format_help().rstrip(), "```", ""]
     return "\n".join(parts)
-

@@ -46,7 +46,7 @@ def user_message(err: BaseException) -> str | None:
     for a fault of the program, whose traceback is wanted."""
     if isinstance(err, LstmSweepError):
         return str(err)
-    if is_disk_error(err):
+    if isinstance(err, OSError) and is_disk_error(err):
         where = f" {err.filename}" if err.filename else ""
         if err.errno in (errno.EACCES, errno.EPERM):  # reading or writing: say no more than we know
             return f"permission denied:{where}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import MISSING, field, fields, is_dataclass
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -96,6 +96,14 @@ def check_fields(node: DictConfig, path: str = "") -> None:
             check_fields(value, f"{key}.")
         elif (problem := fault(value, f.metadata)) is not None:
             raise ConfigError(f"{key}={value!r} {problem}")
+
+
+def plain(cfg: Any, resolve: bool = True) -> dict[str, Any]:
+    """A config mapping as plain Python (dicts, lists, values), interpolations resolved."""
+    container = OmegaConf.to_container(cfg, resolve=resolve)
+    if not isinstance(container, dict):
+        raise TypeError(f"a config mapping was expected, not {type(container).__name__}")
+    return cast(dict[str, Any], container)
 
 
 def run_checks(cfg: Any, checks: tuple[Check, ...]) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 @contextmanager
@@ -25,7 +26,7 @@ def replacing(path: str | Path, binary: bool = False, fsync: bool = False) -> It
     # os.open with 0o666 keeps the umask's permissions (tempfile.mkstemp would make it 0600).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f
             f.flush()
             if fsync:  # on disk before it replaces the previous version
@@ -44,6 +45,6 @@ def write_text(path: str | Path, text: str) -> None:
         f.write(text)
 
 
-def write_json(path: str | Path, data: dict, **dumps) -> None:
+def write_json(path: str | Path, data: object, **dumps) -> None:
     """Strict JSON (no NaN or Infinity, which other readers refuse), written whole."""
     write_text(path, json.dumps(data, indent=2, allow_nan=False, **dumps) + "\n")

@@ -2,8 +2,17 @@
 
 # Keys that say where a run's files are or how it shows progress, not what it computes: they
 # may differ when a run is resumed or a sweep completed, and are no factor of a report.
-NOT_RESULTS = ("data.root", "data.cache_dir", "reference", "objective", "logger", "trainer.progress_bar", "trainer.resume",
-               "trainer.checkpoint_every_n_steps", "trainer.checkpoint_every_minutes")
+NOT_RESULTS = (
+    "data.root",
+    "data.cache_dir",
+    "reference",
+    "objective",
+    "logger",
+    "trainer.progress_bar",
+    "trainer.resume",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.checkpoint_every_minutes",
+)
 
 # Short names for a run's folder: `cell=one,layers=2,seed=3` rather than Hydra's
 # `model.cell=one,model.num_layers=2,seed=3`; other keys lose their group prefix unless
@@ -63,7 +72,9 @@ def short_key(key: str) -> str:
 
 
 def level_label(factor: str | None, value) -> str:
-    """How a reader names a level: 'model two', '2 layers', 'lr=0.001'."""
+    """How a reader names a level: 'model two', '2 layers', 'lr=0.001' (no factor: the value)."""
+    if factor is None:
+        return str(value)
     if factor == "model.cell":
         return f"model {value}" if value in ("one", "two") else f"cell {value}"
     if factor == "model.num_layers":

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext
+from omegaconf import DictConfig
 
 log = logging.getLogger("lstm_sweep.sweep")
 
@@ -19,10 +22,14 @@ class SlurmLauncher(Launcher):
 
         from lstm_sweep.sweep.slurm import SlurmSettings
 
-        plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                 for k, v in settings.items() if k != "_target_"}
+        plain: dict[str, Any] = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in settings.items()
+            if k != "_target_"
+        }
         self.settings = SlurmSettings(**plain)
-        self.config = self.hydra_context = None
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config, self.hydra_context = config, hydra_context
@@ -33,15 +40,24 @@ class SlurmLauncher(Launcher):
         from lstm_sweep.sweep.grid import job_config
         from lstm_sweep.sweep.slurm import submit
 
+        assert self.config is not None and self.hydra_context is not None, "Hydra calls setup() before launch()"
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         tasks = []
         for overrides in job_overrides:
             composed = job_config(self.config, self.hydra_context.config_loader, overrides)
-            tasks.append({"run": str(OmegaConf.select(composed, "hydra.sweep.subdir")),
-                          "overrides": list(overrides), "sweep_dir": str(sweep_dir)})
+            tasks.append(
+                {
+                    "run": str(OmegaConf.select(composed, "hydra.sweep.subdir")),
+                    "overrides": list(overrides),
+                    "sweep_dir": str(sweep_dir),
+                }
+            )
         submission = submit(sweep_dir, tasks, self.settings)
-        log.info("submitted %d runs as SLURM job array %s%s; `lstm-sweep --status %s` shows their state",
-                 len(tasks), submission["array"],
-                 f", and the report as job {submission['report']} after them" if submission["report"] else "",
-                 sweep_dir)
+        log.info(
+            "submitted %d runs as SLURM job array %s%s; `lstm-sweep --status %s` shows their state",
+            len(tasks),
+            submission["array"],
+            f", and the report as job {submission['report']} after them" if submission["report"] else "",
+            sweep_dir,
+        )
         return [JobReturn(overrides=list(o), status=JobStatus.COMPLETED, _return_value=None) for o in job_overrides]

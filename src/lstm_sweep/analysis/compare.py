@@ -21,6 +21,7 @@ from lstm_sweep.analysis.stats import (
     describe,
     mean_half_width,
 )
+from lstm_sweep.fields import plain
 
 _MISSING = object()  # a key a config does not have
 
@@ -60,7 +61,7 @@ def read_reference(config) -> dict:
     """The experiment's `reference:` block in a run's saved config (None: no run finished)."""
     if config is None:
         return {}
-    return OmegaConf.to_container(config.get("reference") or OmegaConf.create({}))
+    return plain(config.get("reference") or OmegaConf.create({}), resolve=False)
 
 
 def reference_setting(entry: dict) -> dict:
@@ -80,14 +81,15 @@ def reference_ppl(reference: dict, configuration: dict, shared) -> float | None:
 @dataclass
 class ReferenceRow:
     """One published result beside our runs of the same configuration."""
-    setting: dict                   # the configuration, {key: value}
+
+    setting: dict  # the configuration, {key: value}
     reference_ppl: float
-    reference_loss: float | None    # None: the reference gives no test loss
-    ppl: Description                # ours, over the matching finished runs
+    reference_loss: float | None  # None: the reference gives no test loss
+    ppl: Description  # ours, over the matching finished runs
     loss: Description
-    gap: float                      # our mean ppl − the reference's; NaN without runs
-    relative_gap: float             # gap / the reference's ppl
-    inside_ci: bool | None          # the reference within our mean's 95% CI; None below two runs
+    gap: float  # our mean ppl − the reference's; NaN without runs
+    relative_gap: float  # gap / the reference's ppl
+    inside_ci: bool | None  # the reference within our mean's 95% CI; None below two runs
 
 
 def reference_rows(sweep: Sweep, reference: dict, shared) -> list[ReferenceRow]:
@@ -101,18 +103,20 @@ def reference_rows(sweep: Sweep, reference: dict, shared) -> list[ReferenceRow]:
         ref = entry["test/ppl"]
         gap = ppl.mean - ref
         inside = bool(abs(gap) <= mean_half_width(part["test/ppl"])) if ppl.n >= 2 else None
-        rows.append(ReferenceRow(setting, ref, entry.get("test/loss"), ppl, describe(part["test/loss"]), gap,
-                                 gap / ref, inside))
+        rows.append(
+            ReferenceRow(setting, ref, entry.get("test/loss"), ppl, describe(part["test/loss"]), gap, gap / ref, inside)
+        )
     return rows
 
 
 @dataclass
 class ClaimFinding:
     """A reference's claim (`worse` has the higher perplexity) tested where the other factors share values."""
-    context: dict                   # the other factors' values; {}: all runs
-    outcome: str                    # "holds", "reversed", "not supported" or "untestable"
-    diff: float                     # mean ppl of `worse` − of `better`
-    p: float                        # Welch's, after the report's correction
+
+    context: dict  # the other factors' values; {}: all runs
+    outcome: str  # "holds", "reversed", "not supported" or "untestable"
+    diff: float  # mean ppl of `worse` − of `better`
+    p: float  # Welch's, after the report's correction
 
 
 def claim_findings(claim: dict, comparisons: list[Comparison]) -> list[ClaimFinding]:
@@ -136,12 +140,13 @@ def claim_findings(claim: dict, comparisons: list[Comparison]) -> list[ClaimFind
 @dataclass
 class VariationRow:
     """One configuration of this sweep beside the same configuration of a variation."""
-    values: tuple                   # the configuration's factor values, in sweep.factors order
-    ours: Description               # test perplexity of this sweep's finished runs
-    theirs: Description             # and of the variation's
-    comparison: Comparison          # Welch's test, this sweep (a) against the variation (b)
-    reference_ppl: float | None     # the reference's, if it names this configuration
-    reference_gap: float            # (the variation's mean − reference) / reference; NaN without either
+
+    values: tuple  # the configuration's factor values, in sweep.factors order
+    ours: Description  # test perplexity of this sweep's finished runs
+    theirs: Description  # and of the variation's
+    comparison: Comparison  # Welch's test, this sweep (a) against the variation (b)
+    reference_ppl: float | None  # the reference's, if it names this configuration
+    reference_gap: float  # (the variation's mean − reference) / reference; NaN without either
 
 
 def variation_rows(sweep: Sweep, other: Sweep, label: str, shared) -> list[VariationRow]:

@@ -55,21 +55,50 @@ def test_ppl_figure(sweep: Sweep, out: Path, reference: dict, shared) -> tuple[s
     referenced = False
     for x, (values, group) in enumerate(groups):
         ppl = group["test/ppl"].to_numpy(float)
-        ax.scatter(x + jitter.uniform(-0.12, 0.12, len(ppl)), ppl, s=14, color="tab:blue", alpha=0.55,
-                   label="one run (seed)" if x == 0 else None, zorder=2)
-        mean, _, n = describe(ppl)
+        ax.scatter(
+            x + jitter.uniform(-0.12, 0.12, len(ppl)),
+            ppl,
+            s=14,
+            color="tab:blue",
+            alpha=0.55,
+            label="one run (seed)" if x == 0 else None,
+            zorder=2,
+        )
+        mean = describe(ppl).mean
         half = mean_half_width(ppl)
-        ax.errorbar(x, mean, yerr=None if math.isnan(half) else half, fmt="o", color="black", capsize=7,
-                    markersize=6, label="mean, 95% CI" if x == 0 else None, zorder=3)
+        ax.errorbar(
+            x,
+            mean,
+            yerr=None if math.isnan(half) else half,
+            fmt="o",
+            color="black",
+            capsize=7,
+            markersize=6,
+            label="mean, 95% CI" if x == 0 else None,
+            zorder=3,
+        )
         published = reference_ppl(reference, dict(zip(sweep.factors, values)), shared) if reference else None
         if published is not None:
-            ax.hlines(published, x - 0.32, x + 0.32, colors="tab:red", linestyles="-", linewidth=2,
-                      label=None if referenced else "published", zorder=4)
+            ax.hlines(
+                published,
+                x - 0.32,
+                x + 0.32,
+                colors="tab:red",
+                linestyles="-",
+                linewidth=2,
+                label="_nolegend_" if referenced else "published",
+                zorder=4,
+            )
             referenced = True
     oracle = sweep.finished.get("test/oracle_ppl")
     if oracle is not None and oracle.notna().any():
-        ax.axhline(float(oracle.dropna().iloc[0]), color="tab:green", linestyle="--", linewidth=1,
-                   label="oracle floor (the corpus's own entropy)")
+        ax.axhline(
+            float(oracle.dropna().iloc[0]),
+            color="tab:green",
+            linestyle="--",
+            linewidth=1,
+            label="oracle floor (the corpus's own entropy)",
+        )
     ax.set_xticks(range(len(groups)), [f"{words(sweep.factors, v)}\n(n={len(g)})" for v, g in groups], fontsize=8)
     ax.set(ylabel="test perplexity", title="Test perplexity per configuration")
     ax.grid(axis="y", alpha=0.3)
@@ -77,17 +106,23 @@ def test_ppl_figure(sweep: Sweep, out: Path, reference: dict, shared) -> tuple[s
     fig.tight_layout()
     save_figure(fig, out / "test_ppl")
     plt.close(fig)
-    return ("Test perplexity per configuration: each seed's run, the mean with its 95% confidence interval"
-            + (", the published value" if referenced else "") + (", the oracle floor" if oracle is not None
-                                                                  and oracle.notna().any() else ""), "test_ppl.png")
+    return (
+        "Test perplexity per configuration: each seed's run, the mean with its 95% confidence interval"
+        + (", the published value" if referenced else "")
+        + (", the oracle floor" if oracle is not None and oracle.notna().any() else ""),
+        "test_ppl.png",
+    )
 
 
 def learning_curves_figure(sweep: Sweep, curves, out: Path) -> tuple[str, str]:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    panels = [(column, name) for column, name in (("train/ppl", "training"), ("val/ppl", "validation"))
-              if column in curves and curves[column].notna().any()]
+    panels = [
+        (column, name)
+        for column, name in (("train/ppl", "training"), ("val/ppl", "validation"))
+        if column in curves and curves[column].notna().any()
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, (column, name) in zip(axes[0], panels):
         for values, group in configurations(sweep, curves):
@@ -96,7 +131,9 @@ def learning_curves_figure(sweep: Sweep, curves, out: Path) -> tuple[str, str]:
             mean = np.array([v.mean() if len(v) else math.nan for v in by_epoch])
             half = np.nan_to_num(np.array([mean_half_width(v) for v in by_epoch]))
             x = np.array(epochs) + 1
-            ax.plot(x, mean, marker="o", markersize=3, label=f"{words(sweep.factors, values)} (n={group['run'].nunique()})")
+            ax.plot(
+                x, mean, marker="o", markersize=3, label=f"{words(sweep.factors, values)} (n={group['run'].nunique()})"
+            )
             ax.fill_between(x, mean - half, mean + half, alpha=0.2)
         ax.set(xlabel="epoch", ylabel=f"{name} perplexity", title=f"{name.capitalize()} perplexity")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -106,8 +143,10 @@ def learning_curves_figure(sweep: Sweep, curves, out: Path) -> tuple[str, str]:
     fig.tight_layout()
     save_figure(fig, out / "learning_curves")
     plt.close(fig)
-    return ("Training and validation perplexity per epoch: the mean over seeds with a 95% confidence band",
-            "learning_curves.png")
+    return (
+        "Training and validation perplexity per epoch: the mean over seeds with a 95% confidence band",
+        "learning_curves.png",
+    )
 
 
 def save_figure(fig, stem: Path) -> None:

@@ -13,12 +13,12 @@ reasons in its error column, and is kept out of every mean like a failed run.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -39,11 +39,26 @@ FLOAT32_RTOL = 1e-6  # TensorBoard stores scalars as float32, metrics.json as fl
 FINAL_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl", "test/oracle_ppl", "wall_time_sec")
 # Tags as runs made before they were renamed log them (TensorBoard opens its first two tag
 # groups, alphabetically: a one-point `data/` group and Lightning's `epoch` once came first).
-RENAMED_TAGS = {"data/oracle_ppl": "test/oracle_ppl", "perf/train_tokens_per_sec": "train/tokens_per_sec",
-                "perf/wall_time_sec": "wall_time_sec", "lr": "train/lr"}
-METRIC_COLUMNS = ["train/loss", "train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl",
-                  "best_val/ppl", "best_val/epoch", "epochs", "wall_time_sec", "tokens_per_sec",
-                  "test/oracle_ppl"]
+RENAMED_TAGS = {
+    "data/oracle_ppl": "test/oracle_ppl",
+    "perf/train_tokens_per_sec": "train/tokens_per_sec",
+    "perf/wall_time_sec": "wall_time_sec",
+    "lr": "train/lr",
+}
+METRIC_COLUMNS = [
+    "train/loss",
+    "train/ppl",
+    "val/loss",
+    "val/ppl",
+    "test/loss",
+    "test/ppl",
+    "best_val/ppl",
+    "best_val/epoch",
+    "epochs",
+    "wall_time_sec",
+    "tokens_per_sec",
+    "test/oracle_ppl",
+]
 
 
 @dataclass
@@ -76,8 +91,16 @@ class Sweep:
                 points = read_scalars(Path(run["path"])).get(tag, [])
             except Exception:  # a damaged run's events: it is listed as such in `runs`
                 points = []
-            rows += [{"run": run["run"], **{k: run[k] for k in keys}, "step": p.step, "value": p.value,
-                      "wall_time": p.wall_time} for p in points]
+            rows += [
+                {
+                    "run": run["run"],
+                    **{k: run[k] for k in keys},
+                    "step": p.step,
+                    "value": p.value,
+                    "wall_time": p.wall_time,
+                }
+                for p in points
+            ]
         return pd.DataFrame(rows, columns=["run", *keys, "step", "value", "wall_time"])
 
 
@@ -104,8 +127,7 @@ def read_info(sweep_dir: Path) -> dict:
     try:
         return read_sweep_record(sweep_dir)
     except (OSError, ValueError) as err:
-        log.warning("%s cannot be read (%s): the report goes on without the sweep's start record",
-                    path, one_line(err))
+        log.warning("%s cannot be read (%s): the report goes on without the sweep's start record", path, one_line(err))
         return {}
 
 
@@ -115,15 +137,17 @@ def read_overrides(run_dir: Path) -> dict[str, object]:
     lines = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
     if not isinstance(lines, ListConfig):  # Hydra writes a list, [] when there are none
         raise ValueError("it holds no list of overrides")
-    return parse_overrides(OmegaConf.to_container(lines))
+    return parse_overrides([str(line) for line in lines])
 
 
 def parse_overrides(lines: list[str]) -> dict[str, object]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(lines)
-    return {o.key_or_group: (o.get_value_element_as_str() if isinstance(o.value(), (list, dict)) else o.value())
-            for o in parsed}
+    return {
+        o.key_or_group: (o.get_value_element_as_str() if isinstance(o.value(), (list, dict)) else o.value())
+        for o in parsed
+    }
 
 
 def read_scalars(run_dir: Path) -> dict[str, list]:
@@ -180,7 +204,9 @@ def metrics_damage(run_dir: Path, scalars: dict[str, list]) -> list[str]:
                 reasons.append(f"the event files hold no {tag}")
             continue
         logged = scalars[tag][-1].value
-        if not (finite(saved) and math.isclose(logged, saved, rel_tol=FLOAT32_RTOL)):
+        if not (
+            isinstance(saved, (int, float)) and finite(saved) and math.isclose(logged, saved, rel_tol=FLOAT32_RTOL)
+        ):
             reasons.append(f"the event files' last {tag} is {logged:.7g}, metrics.json's {saved!r}")
     return reasons
 
@@ -212,8 +238,8 @@ def read_run(run_dir: Path) -> tuple[dict, list[dict], dict | None]:
         damage += metrics_damage(run_dir, scalars)
     if damage:
         status, error = DAMAGED, "; ".join(damage + ([error] if error else []))
-    row = {"run": run_dir.name, "status": status, "error": error, "path": str(run_dir)}
-    row.update({c: math.nan for c in METRIC_COLUMNS})
+    row: dict[str, Any] = {"run": run_dir.name, "status": status, "error": error, "path": str(run_dir)}
+    row.update(dict.fromkeys(METRIC_COLUMNS, math.nan))
     last = {tag: scalars[tag][-1].value for tag in FINAL_TAGS if scalars.get(tag)}
     val = [e.value for e in scalars.get("val/ppl", [])]
     row.update({k: last[k] for k in ("val/loss", "val/ppl", "test/loss", "test/ppl", "test/oracle_ppl") if k in last})
@@ -243,8 +269,9 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
         raise ConfigError(f"sweep folder {sweep_dir} does not exist")
     folders = run_folders(sweep_dir)
     if not folders:
-        raise ConfigError(f"no runs in {sweep_dir}: no folder there holds a run's .hydra/, status.json, "
-                          "metrics.json or event file")
+        raise ConfigError(
+            f"no runs in {sweep_dir}: no folder there holds a run's .hydra/, status.json, metrics.json or event file"
+        )
     info = read_info(sweep_dir)
 
     rows, epochs, overrides = [], [], []
@@ -262,9 +289,15 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
     found = {folder.name for folder in folders}
     for name, submitted in submissions.items():
         if name not in found:
-            rows.append({"run": name, "status": "unfinished", "path": str(sweep_dir / name),
-                         "error": f"submitted as SLURM job {submitted['job']}, which never started",
-                         **{c: math.nan for c in METRIC_COLUMNS}})
+            rows.append(
+                {
+                    "run": name,
+                    "status": "unfinished",
+                    "path": str(sweep_dir / name),
+                    "error": f"submitted as SLURM job {submitted['job']}, which never started",
+                    **dict.fromkeys(METRIC_COLUMNS, math.nan),
+                }
+            )
             overrides.append(parse_overrides([o for o in submitted["overrides"] if not o.startswith("hydra.")]))
 
     # Factors: the override keys whose values differ between runs, in the grid's order. A run
@@ -275,11 +308,15 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
         order += [k for k in o if k not in order]
     # Where the data lives, or how progress showed, may differ between runs (a sweep completed
     # on another machine) without making a factor.
-    keys = [k for k in order if k in info.get("swept", [])
-            or (len({repr(o.get(k)) for o in readable}) > 1 and not k.lstrip("+~").startswith(NOT_RESULTS))]
-    for row, o in zip(rows, overrides):
+    keys = [
+        k
+        for k in order
+        if k in info.get("swept", [])
+        or (len({repr(o.get(k)) for o in readable}) > 1 and not k.lstrip("+~").startswith(NOT_RESULTS))
+    ]
+    for row, run_overrides in zip(rows, overrides):
         for key in keys:
-            row[key] = (o or {}).get(key)
+            row[key] = (run_overrides or {}).get(key)
     columns = ["run", *keys, "status", *METRIC_COLUMNS, "error", "path"]
     runs = pd.DataFrame(rows)[columns]
     epoch_table = pd.DataFrame(epochs, columns=["run", "epoch", "val/loss", "val/ppl", "train/ppl"])

@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,6 @@ from lstm_sweep.analysis.figures import figures
 from lstm_sweep.analysis.read import DAMAGED, Sweep, read_sweep
 from lstm_sweep.analysis.stats import (
     ALPHA,
-    CORRECTIONS,
     POWER,
     correct,
     format_p,
@@ -56,6 +56,7 @@ REPORT_FILE = "report.json"  # which sweep a report folder was generated from
 
 # --------------------------------------------------------------------------- reference
 
+
 def reference_section(sweep: Sweep, out: Path, comparisons, shared) -> str:
     """Compare with published means, if the experiment's config names them (`reference:`).
     `shared`: the sweep's newest saved config, which also holds the keys it did not vary."""
@@ -70,15 +71,25 @@ def reference_section(sweep: Sweep, out: Path, comparisons, shared) -> str:
         lines += ["", f"Largest relative gap: {worst:.1%} ({'within' if worst <= 0.05 else 'outside'} 5%)."]
         if all(row.relative_gap < 0 for row in ran) or all(row.relative_gap > 0 for row in ran):
             side = "below" if ran[0].relative_gap < 0 else "above"
-            lines.append((f"All {len(ran)} of our means lie" if len(ran) > 1 else "Our mean lies")
-                         + f" {side} the reference's"
-                         + (", each outside our 95% confidence interval: the gap is a difference of set-up, "
-                            "not seed noise." if all(row.inside_ci is False for row in ran) else "."))
+            lines.append(
+                (f"All {len(ran)} of our means lie" if len(ran) > 1 else "Our mean lies")
+                + f" {side} the reference's"
+                + (
+                    ", each outside our 95% confidence interval: the gap is a difference of set-up, not seed noise."
+                    if all(row.inside_ci is False for row in ran)
+                    else "."
+                )
+            )
     claims = reference.get("claims", [])
     if claims:
         holm = any(c.correction == "holm" for c in comparisons)
-        lines += ["", "The reference's conclusions, tested on our runs (Welch's t-test"
-                  + (", after Holm's correction" if holm else "") + ", α = 0.05):", ""]
+        lines += [
+            "",
+            "The reference's conclusions, tested on our runs (Welch's t-test"
+            + (", after Holm's correction" if holm else "")
+            + ", α = 0.05):",
+            "",
+        ]
         for claim in claims:
             lines.append(f"- *{claim['text']}* — " + judge_claim(claim, comparisons))
     notes = reference.get("notes", [])
@@ -97,27 +108,36 @@ def judge_claim(claim: dict, comparisons) -> str:
             found.append(f"{where}: too few runs to test")
         else:
             noise = ", within seed noise" if finding.outcome == "not supported" else ""
-            found.append(f"{where}: **{finding.outcome}**{noise} "
-                         f"({finding.diff:+.1f} ppl, {format_p(finding.p)})")
+            found.append(f"{where}: **{finding.outcome}**{noise} ({finding.diff:+.1f} ppl, {format_p(finding.p)})")
     return "; ".join(found) if found else "not testable in this sweep"
 
 
 # --------------------------------------------------------------------------- variations
+
 
 def variations_section(sweep: Sweep, out: Path, variations: list[tuple[str, Sweep]], shared) -> str:
     """The same configurations run with one thing changed, each compared with ours by Welch's test."""
     lines = []
     for label, other in variations:
         rows = variation_rows(sweep, other, label, shared)
-        verdicts = [f"{config_label(sweep.factors, row.values)}: " + row.comparison.verdict.replace("variation=", "")
-                    for row in rows]
-        lines += [f"### {label}", "", *[f"- {v}" for v in verdicts], "",
-                  variation_table(sweep, other, label, rows, out), ""]
+        verdicts = [
+            f"{config_label(sweep.factors, row.values)}: " + row.comparison.verdict.replace("variation=", "")
+            for row in rows
+        ]
+        lines += [
+            f"### {label}",
+            "",
+            *[f"- {v}" for v in verdicts],
+            "",
+            variation_table(sweep, other, label, rows, out),
+            "",
+        ]
         lines += [f"Its runs, read from `{other.folder}`:", "", *start_lines(other), ""]
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- REPORT.md
+
 
 def start_lines(sweep: Sweep) -> list[str]:
     """Each start of the sweep as recorded: the exact command, when and where, and the settings
@@ -125,9 +145,11 @@ def start_lines(sweep: Sweep) -> list[str]:
     lines = []
     for start in sweep.info.get("starts", []):
         fixed = start.get("fixed")
-        lines.append(f"- `{start['command']}` — started {start['date']} on {start['machine']}; "
-                     + ", ".join(f"{k} {v}" for k, v in start.get("versions", {}).items())
-                     + (f"; fixed settings: {', '.join(f'{k}={v}' for k, v in fixed.items())}" if fixed else ""))
+        lines.append(
+            f"- `{start['command']}` — started {start['date']} on {start['machine']}; "
+            + ", ".join(f"{k} {v}" for k, v in start.get("versions", {}).items())
+            + (f"; fixed settings: {', '.join(f'{k}={v}' for k, v in fixed.items())}" if fixed else "")
+        )
     return lines or [f"- no start record: {sweep.folder / SWEEP_FILE} is missing or cannot be read"]
 
 
@@ -137,14 +159,19 @@ def provenance(sweep: Sweep, regenerate: str) -> list[str]:
     import scipy
     import torch
 
-    lines = [f"- runs read from `{sweep.folder}` "
-             "(each start below is its command as recorded, with the folder it named then)",
-             *start_lines(sweep), f"- regenerate this report: `{regenerate}`"]
-    lines.append(f"- report generated {dt.datetime.now().astimezone().isoformat(timespec='seconds')} on "
-                 f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs) with python "
-                 f"{platform.python_version()}, torch {torch.__version__}, pytorch_lightning "
-                 f"{pytorch_lightning.__version__}, pandas {pd.__version__}, scipy {scipy.__version__}, "
-                 f"matplotlib {matplotlib.__version__}")
+    lines = [
+        f"- runs read from `{sweep.folder}` "
+        "(each start below is its command as recorded, with the folder it named then)",
+        *start_lines(sweep),
+        f"- regenerate this report: `{regenerate}`",
+    ]
+    lines.append(
+        f"- report generated {dt.datetime.now().astimezone().isoformat(timespec='seconds')} on "
+        f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs) with python "
+        f"{platform.python_version()}, torch {torch.__version__}, pytorch_lightning "
+        f"{pytorch_lightning.__version__}, pandas {pd.__version__}, scipy {scipy.__version__}, "
+        f"matplotlib {matplotlib.__version__}"
+    )
     return lines
 
 
@@ -162,21 +189,36 @@ def resolve_out(sweep: Sweep, out: Path | None) -> Path:
 
 def regenerate_command(sweep_dir, out: Path, variations, correction: str) -> str:
     """The lstm-aggregate command that writes this report again, whichever command wrote it."""
-    return shlex.join(["lstm-aggregate", str(sweep_dir), "--out", str(out),
-                       *[a for label, folder in variations for a in ("--compare", f"{label}={folder}")],
-                       *(["--correction", correction] if correction != "holm" else [])])
+    return shlex.join(
+        [
+            "lstm-aggregate",
+            str(sweep_dir),
+            "--out",
+            str(out),
+            *[a for label, folder in variations for a in ("--compare", f"{label}={folder}")],
+            *(["--correction", correction] if correction != "holm" else []),
+        ]
+    )
 
 
 def correction_note(correction: str, comparisons: int) -> str:
     if correction == "holm":
-        return (f"A verdict is Welch's t-test at α = {ALPHA} after Holm's correction over the {comparisons} "
-                "comparisons (`lstm-aggregate --correction none` for uncorrected p-values).")
-    return (f"No correction is made for the {comparisons} comparisons (`--correction none`); a verdict is "
-            f"Welch's at α = {ALPHA}.")
+        return (
+            f"A verdict is Welch's t-test at α = {ALPHA} after Holm's correction over the {comparisons} "
+            "comparisons (`lstm-aggregate --correction none` for uncorrected p-values)."
+        )
+    return (
+        f"No correction is made for the {comparisons} comparisons (`--correction none`); a verdict is "
+        f"Welch's at α = {ALPHA}."
+    )
 
 
-def write_report(sweep_dir: str | Path, out: str | Path | None = None,
-                 variations: list[tuple[str, str | Path]] = (), correction: str = "holm") -> tuple[Sweep, Path]:
+def write_report(
+    sweep_dir: str | Path,
+    out: str | Path | None = None,
+    variations: Sequence[tuple[str, str | Path]] = (),
+    correction: str = "holm",
+) -> tuple[Sweep, Path]:
     """Write the report of `sweep_dir`; `variations` are (label, sweep folder) of the same
     grid run with one thing changed, to compare with; `correction` (holm or none) is made
     over the report's one-factor comparisons."""
@@ -184,8 +226,9 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
     others = [(label, read_sweep(folder)) for label, folder in variations]
     for label, other in others:
         if len(other.damaged):
-            log.warning("--compare %s: %d damaged runs left out: %s", label, len(other.damaged),
-                        ", ".join(other.damaged["run"]))
+            log.warning(
+                "--compare %s: %d damaged runs left out: %s", label, len(other.damaged), ", ".join(other.damaged["run"])
+            )
     out = resolve_out(sweep, Path(out) if out else None)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(sweep.runs, out / "runs.csv")
@@ -203,28 +246,48 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None,
 
     name = sweep.info.get("name") or sweep.folder.name
     finished, total = len(sweep.finished), len(sweep.runs)
-    parts = [f"# Sweep report: {name}", "",
-             "Generated by `lstm-aggregate` from the runs' TensorBoard event files and saved configs; "
-             "do not edit by hand — regenerate it.", "",
-             "## Provenance", "", *provenance(sweep, regenerate_command(sweep_dir, out, variations, correction)), "",
-             f"Factors: {', '.join(short_key(f) for f in sweep.factors) or 'none'}"
-             + (", over seeds" if "seed" in sweep.runs else "") + f". Runs: {finished} finished of {total}.", "",
-             run_counts(sweep), ""]
+    parts = [
+        f"# Sweep report: {name}",
+        "",
+        "Generated by `lstm-aggregate` from the runs' TensorBoard event files and saved configs; "
+        "do not edit by hand — regenerate it.",
+        "",
+        "## Provenance",
+        "",
+        *provenance(sweep, regenerate_command(sweep_dir, out, variations, correction)),
+        "",
+        f"Factors: {', '.join(short_key(f) for f in sweep.factors) or 'none'}"
+        + (", over seeds" if "seed" in sweep.runs else "")
+        + f". Runs: {finished} finished of {total}.",
+        "",
+        run_counts(sweep),
+        "",
+    ]
     problems = sweep.runs[sweep.runs["status"] != "finished"]
     if len(problems):
         parts += ["Runs excluded from every mean:", ""]
-        parts += [f"- `{r['run']}`: {r['status']}" + (f" — {r['error']}" if r["error"] else "")
-                  for _, r in problems.iterrows()]
+        parts += [
+            f"- `{r['run']}`: {r['status']}" + (f" — {r['error']}" if r["error"] else "")
+            for _, r in problems.iterrows()
+        ]
         parts.append("")
     parts += ["## Results", ""]
     for caption, markdown in summaries:
         parts += [caption, "", markdown, ""]
     if verdicts:
-        parts += ["## Statistics", "", *[f"- {v}" for v in verdicts], "",
-                  correction_note(correction, len(verdicts)) + " Lower perplexity is better. "
-                  "± is the half-width of the difference's 95% confidence interval; g is Hedges' g; the "
-                  "table's \"seeds for 80% power\" is how many seeds per configuration would detect a "
-                  f"difference of that size with {POWER:.0%} power.", "", stats_md, ""]
+        parts += [
+            "## Statistics",
+            "",
+            *[f"- {v}" for v in verdicts],
+            "",
+            correction_note(correction, len(verdicts)) + " Lower perplexity is better. "
+            "± is the half-width of the difference's 95% confidence interval; g is Hedges' g; the "
+            'table\'s "seeds for 80% power" is how many seeds per configuration would detect a '
+            f"difference of that size with {POWER:.0%} power.",
+            "",
+            stats_md,
+            "",
+        ]
     if reference_md:
         parts += ["## Against the reference", "", reference_md, ""]
     if variations_md:

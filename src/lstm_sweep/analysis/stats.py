@@ -34,15 +34,15 @@ CORRECTIONS = ("holm", "none")
 @dataclass
 class Comparison:
     factor: str
-    a: object                 # the level compared against
+    a: object  # the level compared against
     b: object
-    context: dict             # the other factors' values, shared by a and b
+    context: dict  # the other factors' values, shared by a and b
     metric: str
     n_a: int
     n_b: int
     mean_a: float
     mean_b: float
-    diff: float               # mean_b - mean_a
+    diff: float  # mean_b - mean_a
     ci_low: float
     ci_high: float
     p_welch: float
@@ -50,16 +50,16 @@ class Comparison:
     paired_diff: float
     p_paired: float
     verdict: str
-    hedges_g: float = math.nan        # (b − a) / pooled std, small-sample corrected
+    hedges_g: float = math.nan  # (b − a) / pooled std, small-sample corrected
     seeds_for_power: float = math.nan  # runs per configuration to detect |g| with 80% power at α
-    p_adjusted: float = math.nan      # p_welch after the report's correction (= p_welch for none)
+    p_adjusted: float = math.nan  # p_welch after the report's correction (= p_welch for none)
     correction: str = "none"
     unit: str = ""
 
 
 class Description(NamedTuple):
     mean: float
-    std: float                # sample standard deviation (ddof=1); NaN for one value
+    std: float  # sample standard deviation (ddof=1); NaN for one value
     n: int
 
 
@@ -67,13 +67,7 @@ def describe(values) -> Description:
     """Mean, sample standard deviation (ddof=1; NaN for one run) and n."""
     values = np.asarray(values, dtype=float)
     n = len(values)
-    return Description(float(values.mean()) if n else math.nan,
-                       float(values.std(ddof=1)) if n > 1 else math.nan, n)
-
-
-def describe_by(table: pd.DataFrame, by: str, column: str) -> pd.DataFrame:
-    """Per value of `by`: mean, sample std (NaN for one value) and n of `column`'s non-missing values."""
-    return table.groupby(by)[column].agg(mean="mean", std="std", n="count")
+    return Description(float(values.mean()) if n else math.nan, float(values.std(ddof=1)) if n > 1 else math.nan, n)
 
 
 def mean_half_width(values) -> float:
@@ -90,8 +84,9 @@ def format_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str, factor: str, level_a, level_b,
-            context: dict, unit: str) -> Comparison:
+def compare(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, factor: str, level_a, level_b, context: dict, unit: str
+) -> Comparison:
     """Compare metric between runs `a` and `b` (finished runs, with a 'seed' column if seeded)."""
     xa, xb = a[metric].dropna().to_numpy(float), b[metric].dropna().to_numpy(float)
     mean_a, _, n_a = describe(xa)
@@ -110,8 +105,30 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str, factor: str, level_a,
         if n_pairs >= 2:
             p_paired = float(stats.ttest_rel(pairs[f"{metric}_b"], pairs[f"{metric}_a"]).pvalue)
     g = hedges_g(xa, xb)
-    comparison = Comparison(factor, level_a, level_b, context, metric, n_a, n_b, mean_a, mean_b, diff, low, high,
-                            p_welch, n_pairs, paired_diff, p_paired, "", g, seeds_for_power(g), p_welch, "none", unit)
+    comparison = Comparison(
+        factor,
+        level_a,
+        level_b,
+        context,
+        metric,
+        n_a,
+        n_b,
+        mean_a,
+        mean_b,
+        diff,
+        low,
+        high,
+        p_welch,
+        n_pairs,
+        paired_diff,
+        p_paired,
+        "",
+        g,
+        seeds_for_power(g),
+        p_welch,
+        "none",
+        unit,
+    )
     comparison.verdict = verdict(comparison)
     return comparison
 
@@ -167,10 +184,14 @@ def verdict(c: Comparison) -> str:
         return f"{label_b} vs {label_a}: too few runs to test (n = {c.n_a} and {c.n_b})"
     if c.p_adjusted < ALPHA:
         direction = "worse" if c.diff > 0 else "better"  # lower loss and perplexity are better
-        return (f"{label_b} {direction} than {label_a} by {abs(c.diff):.3g} {c.unit} "
-                f"(95% CI ± {half:.2g}), g = {c.hedges_g:.2f}, {p}")
-    return (f"{label_b} vs {label_a}: no detectable difference ({c.diff:+.3g} {c.unit}, 95% CI ± {half:.2g}, "
-            f"g = {c.hedges_g:.2f}, {p})")
+        return (
+            f"{label_b} {direction} than {label_a} by {abs(c.diff):.3g} {c.unit} "
+            f"(95% CI ± {half:.2g}), g = {c.hedges_g:.2f}, {p}"
+        )
+    return (
+        f"{label_b} vs {label_a}: no detectable difference ({c.diff:+.3g} {c.unit}, 95% CI ± {half:.2g}, "
+        f"g = {c.hedges_g:.2f}, {p})"
+    )
 
 
 def correct(comparisons: list[Comparison], correction: str) -> list[Comparison]:
@@ -199,7 +220,17 @@ def one_factor_comparisons(runs: pd.DataFrame, factors: list[str], metric: str, 
             context = dict(zip(others, context_values))
             levels = list(dict.fromkeys(group[factor]))
             for i, level_a in enumerate(levels):
-                for level_b in levels[i + 1:]:
-                    comparisons.append(compare(group[group[factor] == level_a], group[group[factor] == level_b],
-                                               metric, factor, level_a, level_b, context, unit))
+                for level_b in levels[i + 1 :]:
+                    comparisons.append(
+                        compare(
+                            group[group[factor] == level_a],
+                            group[group[factor] == level_b],
+                            metric,
+                            factor,
+                            level_a,
+                            level_b,
+                            context,
+                            unit,
+                        )
+                    )
     return comparisons

@@ -34,14 +34,16 @@ def write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
         table.to_csv(f, index=index)
 
 
-def write_table(table: pd.DataFrame, out: Path, stem: str, caption: str, index: bool = False,
-                numbers: list[dict] | None = None) -> str:
+def write_table(
+    table: pd.DataFrame, out: Path, stem: str, caption: str, index: bool = False, numbers: list[dict] | None = None
+) -> str:
     """Write stem.md and stem.tex (formatted) and stem.csv (`numbers`, else the table as shown);
     return the Markdown."""
     markdown = table.to_markdown(index=index, disable_numparse=True)
     write_text(out / f"{stem}.md", f"{caption}\n\n{markdown}\n")
-    write_csv(pd.DataFrame(numbers) if numbers is not None else table, out / f"{stem}.csv",
-              index=index and numbers is None)
+    write_csv(
+        pd.DataFrame(numbers) if numbers is not None else table, out / f"{stem}.csv", index=index and numbers is None
+    )
     write_text(out / f"{stem}.tex", table.to_latex(index=index, caption=caption, label=f"tab:{stem}", escape=True))
     return markdown
 
@@ -61,8 +63,10 @@ def number(value: float, spec: str) -> str:
 
 def welch_cells(c: Comparison) -> dict:
     """Welch's interval and p-value, as the statistics and variation tables both show them."""
-    return {"95% CI": f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]" if not math.isnan(c.ci_low) else "—",
-            "Welch p": number(c.p_welch, ".2g")}
+    return {
+        "95% CI": f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]" if not math.isnan(c.ci_low) else "—",
+        "Welch p": number(c.p_welch, ".2g"),
+    }
 
 
 def run_counts(sweep: Sweep) -> str:
@@ -70,9 +74,15 @@ def run_counts(sweep: Sweep) -> str:
     rows = []
     for values, group in configurations(sweep, sweep.runs):
         counts = {status: int((group["status"] == status).sum()) for status in ("finished", "failed", DAMAGED)}
-        rows.append({"configuration": config_label(sweep.factors, values), "finished": counts["finished"],
-                     "failed": counts["failed"], "unfinished": len(group) - sum(counts.values()),
-                     "damaged": counts[DAMAGED]})
+        rows.append(
+            {
+                "configuration": config_label(sweep.factors, values),
+                "finished": counts["finished"],
+                "failed": counts["failed"],
+                "unfinished": len(group) - sum(counts.values()),
+                "damaged": counts[DAMAGED],
+            }
+        )
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
@@ -81,17 +91,32 @@ def per_configuration_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
     sections = []
     for values, group in configurations(sweep, sweep.finished):
         label = config_label(sweep.factors, values)
-        rows = [{"Times": int(r["seed"]) if "seed" in group else i + 1,
-                 "The value of loss": f"{r['test/loss']:.6f}", "The value of ppl": f"{r['test/ppl']:.3f}"}
-                for i, (_, r) in enumerate(group.iterrows())]
+        rows = [
+            {
+                "Times": int(r["seed"]) if "seed" in group else i + 1,
+                "The value of loss": f"{r['test/loss']:.6f}",
+                "The value of ppl": f"{r['test/ppl']:.3f}",
+            }
+            for i, (_, r) in enumerate(group.iterrows())
+        ]
         loss_mean, loss_std, _ = describe(group["test/loss"])
         ppl_mean, ppl_std, _ = describe(group["test/ppl"])
-        rows.append({"Times": "Average", "The value of loss": f"{loss_mean:.6f}", "The value of ppl": f"{ppl_mean:.3f}"})
+        rows.append(
+            {"Times": "Average", "The value of loss": f"{loss_mean:.6f}", "The value of ppl": f"{ppl_mean:.3f}"}
+        )
         rows.append({"Times": "Std", "The value of loss": f"{loss_std:.6f}", "The value of ppl": f"{ppl_std:.3f}"})
-        caption = (f"Test loss and perplexity of {label}, one row per seed (Times = seed); "
-                   f"Std is the sample standard deviation over n = {len(group)} runs.")
-        numbers = [{"seed": int(r["seed"]) if "seed" in group else i + 1, "test/loss": r["test/loss"],
-                    "test/ppl": r["test/ppl"]} for i, (_, r) in enumerate(group.iterrows())]
+        caption = (
+            f"Test loss and perplexity of {label}, one row per seed (Times = seed); "
+            f"Std is the sample standard deviation over n = {len(group)} runs."
+        )
+        numbers = [
+            {
+                "seed": int(r["seed"]) if "seed" in group else i + 1,
+                "test/loss": r["test/loss"],
+                "test/ppl": r["test/ppl"],
+            }
+            for i, (_, r) in enumerate(group.iterrows())
+        ]
         markdown = write_table(pd.DataFrame(rows), out, f"runs_{label}", caption, numbers=numbers)
         sections.append((label, markdown))
     return sections
@@ -127,8 +152,7 @@ def summary_tables(sweep: Sweep, out: Path) -> list[tuple[str, str]]:
                 table.append(entry)
             suffix = config_label(outer, outer_values) if outer else ""
             stem = f"summary_test_{name}" + (f"_{suffix}" if suffix else "")
-            caption = (f"Mean test {name} ± sample std (n finished runs)"
-                       + (f", {suffix}" if suffix else "") + ".")
+            caption = f"Mean test {name} ± sample std (n finished runs)" + (f", {suffix}" if suffix else "") + "."
             sections.append((caption, write_table(pd.DataFrame(table), out, stem, caption, numbers=numbers)))
     return sections
 
@@ -142,65 +166,112 @@ def mean_and_interval(values) -> dict:
 
 def statistics_table(comparisons: list[Comparison], out: Path) -> str:
     """Every one-factor comparison of test perplexity; "" where there is none."""
-    rows = [{
-        "compared": f"{level_label(c.factor, c.b)} − {level_label(c.factor, c.a)}",
-        "where": context_label(c.context),
-        "n": f"{c.n_b} / {c.n_a}",
-        "mean difference": f"{c.diff:+.3f}",
-        **welch_cells(c),
-        "Holm p" if c.correction == "holm" else "corrected p": number(c.p_adjusted, ".2g"),
-        "Hedges' g": number(c.hedges_g, "+.2f"),
-        "seeds for 80% power": number(c.seeds_for_power, ".0f"),
-        "paired n": c.n_pairs,
-        "paired mean difference": number(c.paired_diff, "+.3f"),
-        "paired p": number(c.p_paired, ".2g"),
-    } for c in comparisons]
+    rows = [
+        {
+            "compared": f"{level_label(c.factor, c.b)} − {level_label(c.factor, c.a)}",
+            "where": context_label(c.context),
+            "n": f"{c.n_b} / {c.n_a}",
+            "mean difference": f"{c.diff:+.3f}",
+            **welch_cells(c),
+            "Holm p" if c.correction == "holm" else "corrected p": number(c.p_adjusted, ".2g"),
+            "Hedges' g": number(c.hedges_g, "+.2f"),
+            "seeds for 80% power": number(c.seeds_for_power, ".0f"),
+            "paired n": c.n_pairs,
+            "paired mean difference": number(c.paired_diff, "+.3f"),
+            "paired p": number(c.p_paired, ".2g"),
+        }
+        for c in comparisons
+    ]
     if not rows:
         return ""
-    caption = ("Test perplexity, every pair of configurations that differ in one factor: mean difference "
-               "with Welch's 95% confidence interval and p-value (and after the report's correction), the effect "
-               "size as Hedges' g, the seeds per configuration that would detect it with 80% power at α = 0.05, "
-               "and the paired-by-seed t-test.")
-    numbers = [{"factor": c.factor, "a": c.a, "b": c.b, "where": context_label(c.context),
-                **{k: v for k, v in dataclasses.asdict(c).items() if k not in ("factor", "a", "b", "context", "verdict")}}
-               for c in comparisons]
+    caption = (
+        "Test perplexity, every pair of configurations that differ in one factor: mean difference "
+        "with Welch's 95% confidence interval and p-value (and after the report's correction), the effect "
+        "size as Hedges' g, the seeds per configuration that would detect it with 80% power at α = 0.05, "
+        "and the paired-by-seed t-test."
+    )
+    numbers = [
+        {
+            "factor": c.factor,
+            "a": c.a,
+            "b": c.b,
+            "where": context_label(c.context),
+            **{k: v for k, v in dataclasses.asdict(c).items() if k not in ("factor", "a", "b", "context", "verdict")},
+        }
+        for c in comparisons
+    ]
     return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption, numbers=numbers)
 
 
 def reference_table(rows: list[ReferenceRow], out: Path) -> str:
-    table = [{
-        "configuration": ", ".join(level_label(k, v) for k, v in row.setting.items()),
-        "reference test ppl": f"{row.reference_ppl:.3f}",
-        "ours (mean ± std, n)": mean_std(row.ppl, 3),
-        "ours − reference": f"{row.gap:+.3f} ({row.relative_gap:+.1%})" if row.ppl.n else "—",
-        "reference inside our 95% CI": {True: "yes", False: "no", None: "—"}[row.inside_ci],
-        "reference test loss": f"{row.reference_loss:.6f}" if row.reference_loss is not None else "—",
-        "ours test loss": mean_std(row.loss, 6),
-    } for row in rows]
-    numbers = [{**row.setting, "reference_ppl": row.reference_ppl, "reference_loss": row.reference_loss,
-                "mean_ppl": row.ppl.mean, "std_ppl": row.ppl.std, "n": row.ppl.n, "gap": row.gap,
-                "relative_gap": row.relative_gap, "reference_inside_ci": row.inside_ci,
-                "mean_loss": row.loss.mean, "std_loss": row.loss.std} for row in rows]
-    return write_table(pd.DataFrame(table), out, "reference_comparison",
-                       "Our means beside the reference's (test perplexity and loss).", numbers=numbers)
+    table = [
+        {
+            "configuration": ", ".join(level_label(k, v) for k, v in row.setting.items()),
+            "reference test ppl": f"{row.reference_ppl:.3f}",
+            "ours (mean ± std, n)": mean_std(row.ppl, 3),
+            "ours − reference": f"{row.gap:+.3f} ({row.relative_gap:+.1%})" if row.ppl.n else "—",
+            "reference inside our 95% CI": {True: "yes", False: "no", None: "—"}[row.inside_ci],
+            "reference test loss": f"{row.reference_loss:.6f}" if row.reference_loss is not None else "—",
+            "ours test loss": mean_std(row.loss, 6),
+        }
+        for row in rows
+    ]
+    numbers = [
+        {
+            **row.setting,
+            "reference_ppl": row.reference_ppl,
+            "reference_loss": row.reference_loss,
+            "mean_ppl": row.ppl.mean,
+            "std_ppl": row.ppl.std,
+            "n": row.ppl.n,
+            "gap": row.gap,
+            "relative_gap": row.relative_gap,
+            "reference_inside_ci": row.inside_ci,
+            "mean_loss": row.loss.mean,
+            "std_loss": row.loss.std,
+        }
+        for row in rows
+    ]
+    return write_table(
+        pd.DataFrame(table),
+        out,
+        "reference_comparison",
+        "Our means beside the reference's (test perplexity and loss).",
+        numbers=numbers,
+    )
 
 
 def variation_table(sweep: Sweep, other: Sweep, label: str, rows: list[VariationRow], out: Path) -> str:
     table, numbers = [], []
     for row in rows:
-        entry = {"configuration": config_label(sweep.factors, row.values), "this sweep": mean_std(row.ours, 3),
-                 label: mean_std(row.theirs, 3),
-                 "difference": f"{row.comparison.diff:+.3f}" if row.theirs.n else "—",
-                 **welch_cells(row.comparison)}
+        entry = {
+            "configuration": config_label(sweep.factors, row.values),
+            "this sweep": mean_std(row.ours, 3),
+            label: mean_std(row.theirs, 3),
+            "difference": f"{row.comparison.diff:+.3f}" if row.theirs.n else "—",
+            **welch_cells(row.comparison),
+        }
         if row.reference_ppl is not None:
             entry["reference"] = f"{row.reference_ppl:.3f}"
             entry[f"{label} − reference"] = f"{row.reference_gap:+.1%}" if row.theirs.n else "—"
         table.append(entry)
         c = row.comparison
-        numbers.append({**dict(zip(sweep.factors, row.values)), "mean": row.ours.mean, "std": row.ours.std,
-                        "n": row.ours.n, "mean_other": row.theirs.mean, "std_other": row.theirs.std,
-                        "n_other": row.theirs.n, "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
-                        "p_welch": c.p_welch, "reference_ppl": row.reference_ppl})
+        numbers.append(
+            {
+                **dict(zip(sweep.factors, row.values)),
+                "mean": row.ours.mean,
+                "std": row.ours.std,
+                "n": row.ours.n,
+                "mean_other": row.theirs.mean,
+                "std_other": row.theirs.std,
+                "n_other": row.theirs.n,
+                "diff": c.diff,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
+                "p_welch": c.p_welch,
+                "reference_ppl": row.reference_ppl,
+            }
+        )
     stem = "variation_" + "".join(ch if ch.isalnum() else "_" for ch in label)
     caption = f"Test perplexity of this sweep and of the same configurations with {label} ({other.folder})."
     return write_table(pd.DataFrame(table), out, stem, caption, numbers=numbers)

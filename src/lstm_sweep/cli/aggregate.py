@@ -27,8 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="LABEL=DIR",
-        help="another sweep of the same grid with one thing changed, e.g. 'without shuffling=multirun/x' "
-        "(repeatable)",
+        help="another sweep of the same grid with one thing changed, e.g. 'without shuffling=multirun/x' (repeatable)",
     )
     parser.add_argument(
         "--correction",

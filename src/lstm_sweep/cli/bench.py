@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from lstm_sweep.fields import plain
 from lstm_sweep.model.stack import build_stack
 from lstm_sweep.run.config import compose
 
@@ -37,9 +39,16 @@ from lstm_sweep.run.config import compose
 DEFAULT_SHAPES = [(128, 5, 256, 128), (20, 35, 200, 200), (20, 35, 650, 650), (128, 5, 256, 256)]
 LAYER_VARIANTS = [("one", "fast"), ("two", "fast"), ("one", "reference"), ("two", "reference"), ("torch", "-")]
 # (cell, impl, optimizer step): "fused" is lstm-train's default (optim.fused=true)
-STEP_VARIANTS = [("one", "fast", "fused"), ("two", "fast", "fused"), ("one", "reference", "fused"),
-                 ("two", "reference", "fused"), ("torch", "-", "fused"), ("one", "fast", "foreach"),
-                 ("two", "fast", "foreach"), ("torch", "-", "foreach")]
+STEP_VARIANTS = [
+    ("one", "fast", "fused"),
+    ("two", "fast", "fused"),
+    ("one", "reference", "fused"),
+    ("two", "reference", "fused"),
+    ("torch", "-", "fused"),
+    ("one", "fast", "foreach"),
+    ("two", "fast", "foreach"),
+    ("torch", "-", "foreach"),
+]
 ADAM_BYTES_PER_PARAMETER = 7 * 4  # fused: read weight, grad, both moments; write weight, both moments
 PENN_SMALL_VOCAB = 7611 + 4  # training words + specials, as the report2021 run builds it
 
@@ -53,7 +62,7 @@ def gemm_gflops(repeats: int, n: int = 1024) -> float:
         start = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def memory_gbytes_per_sec(repeats: int, n: int = 1 << 26) -> float:
@@ -74,8 +83,9 @@ def layer_flops(B: int, T: int, E: int, H: int) -> int:
     return 3 * 2 * T * B * 4 * H * (E + H)
 
 
-def step_roofline_seconds(batch: int, n_step: int, vocab: int, size: int, parameters: int,
-                          gemm: float, bandwidth: float) -> float:
+def step_roofline_seconds(
+    batch: int, n_step: int, vocab: int, size: int, parameters: int, gemm: float, bandwidth: float
+) -> float:
     """The fastest a report2021 training step can be on this machine: its GEMMs (the layer's
     and the decoder's, 3 × forward each) at the GEMM rate, plus the optimizer's memory traffic
     at the copy bandwidth. The rest (embedding, gates, softmax) is taken as free."""
@@ -88,8 +98,10 @@ def time_layers(shape, repeats: int, warmup: int) -> dict[str, float]:
     torch.manual_seed(0)
     x = torch.randn(T, B, E, requires_grad=True)
     grad = torch.randn(T, B, H)
-    layers = {f"{cell}/{impl}": build_stack(cell, E, H, 1, impl=impl if impl != "-" else "fast")
-              for cell, impl in LAYER_VARIANTS}
+    layers = {
+        f"{cell}/{impl}": build_stack(cell, E, H, 1, impl=impl if impl != "-" else "fast")
+        for cell, impl in LAYER_VARIANTS
+    }
 
     def once(layer) -> float:
         start = time.perf_counter()
@@ -100,15 +112,16 @@ def time_layers(shape, repeats: int, warmup: int) -> dict[str, float]:
     for layer in layers.values():
         for _ in range(warmup):
             once(layer)
-    times = {name: [] for name in layers}
+    times: dict[str, list[float]] = {name: [] for name in layers}
     for _ in range(repeats):
         for name, layer in layers.items():
             times[name].append(once(layer))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def time_training_steps(cells, repeats: int, warmup: int, batch: int, n_step: int, vocab: int,
-                        size: int, lr: float) -> dict[str, float]:
+def time_training_steps(
+    cells, repeats: int, warmup: int, batch: int, n_step: int, vocab: int, size: int, lr: float
+) -> dict[str, float]:
     """Seconds per optimizer step of the whole LM (report2021's shapes), per variant."""
     from lstm_sweep.model.lm import LanguageModel
 
@@ -118,8 +131,9 @@ def time_training_steps(cells, repeats: int, warmup: int, batch: int, n_step: in
     setups = {}
     for cell, impl, step in cells:
         torch.manual_seed(0)
-        model = LanguageModel(vocab, size, size, 1, cell=cell, impl=impl if impl != "-" else "fast",
-                              decoder_bias_init=1.0)
+        model = LanguageModel(
+            vocab, size, size, 1, cell=cell, impl=impl if impl != "-" else "fast", decoder_bias_init=1.0
+        )
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=step == "fused")
         setups[f"{cell}/{impl} {step}"] = (model, optimizer)
 
@@ -134,7 +148,7 @@ def time_training_steps(cells, repeats: int, warmup: int, batch: int, n_step: in
     for model, optimizer in setups.values():
         for _ in range(warmup):
             once(model, optimizer)
-    times = {name: [] for name in setups}
+    times: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(repeats):
         for name, (model, optimizer) in setups.items():
             times[name].append(once(model, optimizer))
@@ -149,9 +163,12 @@ def write_report2021_shaped_corpus(root: Path, train_windows: int, vocab: int = 
     ranks = torch.multinomial(weights, vocab, replacement=False, generator=g)  # every word appears
     for split, windows in (("train", train_windows), ("valid", 2000), ("test", 2000)):
         count = max(windows, vocab if split == "train" else 0)
-        words = torch.cat([ranks, torch.multinomial(weights, count, replacement=True, generator=g)]) if split == "train" \
+        words = (
+            torch.cat([ranks, torch.multinomial(weights, count, replacement=True, generator=g)])
+            if split == "train"
             else torch.multinomial(weights, count, replacement=True, generator=g)
-        lines = [" ".join(f"w{w}" for w in words[i:i + 20].tolist()) for i in range(0, len(words), 20)]
+        )
+        lines = [" ".join(f"w{w}" for w in words[i : i + 20].tolist()) for i in range(0, len(words), 20)]
         (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
     return root
 
@@ -164,8 +181,6 @@ def time_lstm_train_against_bare_loop(cell: str, batches: int, repeats: int) -> 
     import logging
     import tempfile
 
-    from omegaconf import OmegaConf
-
     from lstm_sweep.data.datamodule import LMDataModule
     from lstm_sweep.run.module import LitLanguageModel
     from lstm_sweep.run.optim import configure_optimizers
@@ -176,22 +191,30 @@ def time_lstm_train_against_bare_loop(cell: str, batches: int, repeats: int) -> 
     with tempfile.TemporaryDirectory(prefix="lstm-bench-") as tmp:
         corpus = write_report2021_shaped_corpus(Path(tmp), train_windows=batches * 128 + 1000)
         cfg = compose(
-            "experiment=report2021", f"data.root={corpus}", f"model.cell={cell}", "trainer.max_epochs=1",
-            f"trainer.limit_train_batches={batches}", "trainer.limit_val_batches=1",
-            "trainer.limit_test_batches=1", "trainer.progress_bar=false")
-        config = OmegaConf.to_container(cfg, resolve=True)
+            "experiment=report2021",
+            f"data.root={corpus}",
+            f"model.cell={cell}",
+            "trainer.max_epochs=1",
+            f"trainer.limit_train_batches={batches}",
+            "trainer.limit_val_batches=1",
+            "trainer.limit_test_batches=1",
+            "trainer.progress_bar=false",
+        )
+        config = plain(cfg)
 
         def bare_loop() -> float:
             torch.use_deterministic_algorithms(cfg.trainer.deterministic)  # as the Trainer sets it
             torch.manual_seed(cfg.seed)
             datamodule = LMDataModule(cfg.data, seed=cfg.seed)
             datamodule.setup()
+            assert datamodule.vocab is not None  # setup() built it
             module = LitLanguageModel(config, vocab_size=len(datamodule.vocab))
             model, protocol = module.model.train(), module.protocol
             optimizer = configure_optimizers(model.parameters(), config["optim"], config["schedule"])
-            tokens, start = 0, None
+            tokens, start = 0, math.nan
             for _, batch in zip(range(batches), datamodule.train_dataloader()):
-                start = start or time.perf_counter()
+                if math.isnan(start):  # the first batch's start
+                    start = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
                 nll, count, _ = protocol.nll(model, batch, None)
                 (nll / count).backward()
@@ -202,7 +225,7 @@ def time_lstm_train_against_bare_loop(cell: str, batches: int, repeats: int) -> 
         def lstm_train(attempt: int) -> float:
             return train(cfg, Path(tmp) / f"run{attempt}")["train/tokens_per_sec"]
 
-        rates = {"bare loop": [], "lstm-train": []}
+        rates: dict[str, list[float]] = {"bare loop": [], "lstm-train": []}
         for attempt in range(repeats):
             rates["bare loop"].append(bare_loop())
             rates["lstm-train"].append(lstm_train(attempt))
@@ -222,22 +245,34 @@ def parse_shape(text: str) -> tuple[int, int, int, int]:
 def report2021_setting() -> dict:
     """Batch, window, sizes and lr of experiments/report2021.yaml, read from the config itself."""
     cfg = compose("experiment=report2021", "data.root=unused")
-    return {"batch": cfg.data.batch_size, "n_step": cfg.data.n_step, "size": cfg.model.hidden_size,
-            "lr": cfg.optim.lr, "vocab": PENN_SMALL_VOCAB}
+    return {
+        "batch": cfg.data.batch_size,
+        "n_step": cfg.data.n_step,
+        "size": cfg.model.hidden_size,
+        "lr": cfg.optim.lr,
+        "vocab": PENN_SMALL_VOCAB,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstm-bench", description="How fast the hand-written cells are against torch.nn.LSTM, in one run.")
+    parser = argparse.ArgumentParser(
+        prog="lstm-bench", description="How fast the hand-written cells are against torch.nn.LSTM, in one run."
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--shape", type=parse_shape, action="append", default=[],
-                        help="an extra layer shape B,T,E,H (repeatable)")
+    parser.add_argument(
+        "--shape", type=parse_shape, action="append", default=[], help="an extra layer shape B,T,E,H (repeatable)"
+    )
     parser.add_argument("--repeats", type=int, default=25, help="timed repeats per variant (>= 20 advised)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--step-repeats", type=int, default=40, help="timed training steps per variant")
     parser.add_argument("--no-layers", action="store_true", help="skip the one-layer measurement")
     parser.add_argument("--no-steps", action="store_true", help="skip the training-step measurement")
-    parser.add_argument("--train-batches", type=int, default=300,
-                        help="batches per lstm-train / bare-loop pass (0: skip that measurement)")
+    parser.add_argument(
+        "--train-batches",
+        type=int,
+        default=300,
+        help="batches per lstm-train / bare-loop pass (0: skip that measurement)",
+    )
     parser.add_argument("--train-repeats", type=int, default=3, help="interleaved lstm-train / bare-loop passes")
     parser.add_argument("--json", type=Path, default=Path("lstm-bench.json"), help="where to write the results")
     return parser
@@ -252,16 +287,28 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from lstm_sweep.model.fast import load_kernels
+
     compiled = load_kernels() is not None  # compile (once) before anything is timed
     threads = torch.get_num_threads()
     peak = gemm_gflops(args.repeats)
     bandwidth = memory_gbytes_per_sec(args.repeats)
-    print(f"torch {torch.__version__}, {threads} thread(s), fast kernels: "
-          f"{'compiled' if compiled else 'pure-PyTorch fallback'}; fp32 GEMM (1024³): {peak:.1f} GFLOP/s; "
-          f"memory (copy): {bandwidth:.1f} GB/s")
-    results = {"torch": torch.__version__, "threads": threads, "machine": platform.processor() or platform.machine(),
-               "compiled_kernels": compiled, "gemm_gflops": peak, "memory_gbytes_per_sec": bandwidth,
-               "repeats": args.repeats, "layers": [], "steps": None, "lstm_train": None}
+    print(
+        f"torch {torch.__version__}, {threads} thread(s), fast kernels: "
+        f"{'compiled' if compiled else 'pure-PyTorch fallback'}; fp32 GEMM (1024³): {peak:.1f} GFLOP/s; "
+        f"memory (copy): {bandwidth:.1f} GB/s"
+    )
+    results = {
+        "torch": torch.__version__,
+        "threads": threads,
+        "machine": platform.processor() or platform.machine(),
+        "compiled_kernels": compiled,
+        "gemm_gflops": peak,
+        "memory_gbytes_per_sec": bandwidth,
+        "repeats": args.repeats,
+        "layers": [],
+        "steps": None,
+        "lstm_train": None,
+    }
 
     if not args.no_layers:
         print("\nforward + backward, one layer (median s; ratio = torch time / this time; GFLOP/s)")
@@ -271,8 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         medians = time_layers(shape, args.repeats, args.warmup)
         flops = layer_flops(*shape)
         torch_time = medians["torch/-"]
-        row = {name: {"seconds": t, "ratio_vs_torch": torch_time / t, "gflops": flops / t / 1e9}
-               for name, t in medians.items()}
+        row = {
+            name: {"seconds": t, "ratio_vs_torch": torch_time / t, "gflops": flops / t / 1e9}
+            for name, t in medians.items()
+        }
         results["layers"].append({"shape": dict(zip("BTEH", shape)), "variants": row})
         cells = [f"{r['seconds'] * 1e3:7.2f}ms {r['ratio_vs_torch']:5.2f}x {r['gflops']:5.1f}" for r in row.values()]
         print(f"{','.join(map(str, shape)):>16} | " + " | ".join(f"{c:>24}" for c in cells))
@@ -283,24 +332,45 @@ def main(argv: list[str] | None = None) -> int:
         tokens = setting["batch"] * setting["n_step"]
         size, vocab = setting["size"], setting["vocab"]
         from lstm_sweep.model.lm import LanguageModel
+
         parameters = sum(p.numel() for p in LanguageModel(vocab, size, size, 1).parameters())
         floor = step_roofline_seconds(setting["batch"], setting["n_step"], vocab, size, parameters, peak, bandwidth)
-        results["steps"] = {"setting": setting, "roofline_seconds": floor, "variants": {
-            name: {"tokens_per_sec": tokens / t, "ratio_vs_torch": medians[f"torch/- {name.split()[1]}"] / t,
-                   "roofline_fraction": floor / t} for name, t in medians.items()}}
-        print(f"\ntraining step, report2021 LM (B={setting['batch']}, T={setting['n_step']}, "
-              f"E=H={size}, V={vocab}, Adam); roofline {floor * 1e3:.1f} ms = {tokens / floor:,.0f} tokens/s")
+        results["steps"] = {
+            "setting": setting,
+            "roofline_seconds": floor,
+            "variants": {
+                name: {
+                    "tokens_per_sec": tokens / t,
+                    "ratio_vs_torch": medians[f"torch/- {name.split()[1]}"] / t,
+                    "roofline_fraction": floor / t,
+                }
+                for name, t in medians.items()
+            },
+        }
+        print(
+            f"\ntraining step, report2021 LM (B={setting['batch']}, T={setting['n_step']}, "
+            f"E=H={size}, V={vocab}, Adam); roofline {floor * 1e3:.1f} ms = {tokens / floor:,.0f} tokens/s"
+        )
         for name, r in results["steps"]["variants"].items():
-            print(f"{name:>24}: {r['tokens_per_sec']:9.0f} tokens/s  {r['ratio_vs_torch']:5.2f}x torch  "
-                  f"{r['roofline_fraction']:5.1%} of the roofline")
+            print(
+                f"{name:>24}: {r['tokens_per_sec']:9.0f} tokens/s  {r['ratio_vs_torch']:5.2f}x torch  "
+                f"{r['roofline_fraction']:5.1%} of the roofline"
+            )
 
     if args.train_batches > 0:
         rates = time_lstm_train_against_bare_loop("one", args.train_batches, args.train_repeats)
         ratio = rates["lstm-train"] / rates["bare loop"]
-        results["lstm_train"] = {"cell": "one", "batches": args.train_batches, "repeats": args.train_repeats,
-                                 "tokens_per_sec": rates, "ratio_vs_bare_loop": ratio}
-        print(f"\nlstm-train against a bare PyTorch loop (report2021 model one, same batches and optimizer, "
-              f"{args.train_batches} batches, median of {args.train_repeats}, interleaved)")
+        results["lstm_train"] = {
+            "cell": "one",
+            "batches": args.train_batches,
+            "repeats": args.train_repeats,
+            "tokens_per_sec": rates,
+            "ratio_vs_bare_loop": ratio,
+        }
+        print(
+            f"\nlstm-train against a bare PyTorch loop (report2021 model one, same batches and optimizer, "
+            f"{args.train_batches} batches, median of {args.train_repeats}, interleaved)"
+        )
         print(f"{'bare loop':>24}: {rates['bare loop']:9.0f} tokens/s")
         print(f"{'lstm-train':>24}: {rates['lstm-train']:9.0f} tokens/s  {ratio:5.2f}x the bare loop")
 

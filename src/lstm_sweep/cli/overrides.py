@@ -3,6 +3,8 @@ type or an unknown key in a traceback of some five lines; here it is one line na
 
 from __future__ import annotations
 
+from typing import Any
+
 from omegaconf import OmegaConf
 
 from lstm_sweep.errors import ConfigError
@@ -29,10 +31,8 @@ def check_overrides(overrides: list[str]) -> None:
             lines = str(err).splitlines()
             text = "; ".join(t for t in lines if t and not t.startswith(("See http", "Error parsing")))
             raise ConfigError(f"{line}: {text}") from None
-    picked = {
-        o.key_or_group: o.value() for o in parsed if o.key_or_group in OPTIONS and not o.is_sweep_override()
-    }
-    options = {group: OPTIONS[group].get(picked.get(group), dict)() for group in OPTIONS}
+    picked = {o.key_or_group: str(o.value()) for o in parsed if o.key_or_group in OPTIONS and not o.is_sweep_override()}
+    options = {group: OPTIONS[group].get(picked.get(group, ""), dict)() for group in OPTIONS}
     schema = OmegaConf.structured(RunConfig(**options))
     for override in parsed:
         key = override.key_or_group
@@ -47,6 +47,7 @@ def check_overrides(overrides: list[str]) -> None:
         ):
             continue
         value = override.value()
+        values: list[Any]
         if isinstance(value, ChoiceSweep):
             values = value.list
         elif isinstance(value, RangeSweep):

@@ -46,20 +46,38 @@ PROGRESS_SECONDS = 2  # how often the sweep folder is read for runs that ended
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lstm-sweep", description="The main job: a Hydra multirun of an experiment's grid, then its report.",
-        epilog="Any other argument is a Hydra override, as for lstm-train.")
-    parser.add_argument("--dir", type=Path, help="the sweep folder (default: multirun/<name>/<date>_<time>_<pid>); "
-                                                 "an existing one is completed, its finished runs skipped")
+        prog="lstm-sweep",
+        description="The main job: a Hydra multirun of an experiment's grid, then its report.",
+        epilog="Any other argument is a Hydra override, as for lstm-train.",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="the sweep folder (default: multirun/<name>/<date>_<time>_<pid>); "
+        "an existing one is completed, its finished runs skipped",
+    )
     parser.add_argument("--out", type=Path, help="the report folder (default: reports/<name>)")
     parser.add_argument("--no-report", action="store_true", help="run the sweep only")
-    parser.add_argument("--config-dir", "-cd", type=Path, metavar="DIR",
-                        help="a folder of your own configs, searched first (DIR/experiment/NAME.yaml is "
-                             "experiment=NAME), as lstm-train's --config-dir")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="list the runs the sweep would start, resume and skip (as finished); start none")
-    parser.add_argument("--status", type=Path, metavar="DIR",
-                        help="show each run of the sweep folder DIR as it stands (and its SLURM job's, if "
-                             "submitted with hydra/launcher=slurm); start nothing")
+    parser.add_argument(
+        "--config-dir",
+        "-cd",
+        type=Path,
+        metavar="DIR",
+        help="a folder of your own configs, searched first (DIR/experiment/NAME.yaml is "
+        "experiment=NAME), as lstm-train's --config-dir",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the runs the sweep would start, resume and skip (as finished); start none",
+    )
+    parser.add_argument(
+        "--status",
+        type=Path,
+        metavar="DIR",
+        help="show each run of the sweep folder DIR as it stands (and its SLURM job's, if "
+        "submitted with hydra/launcher=slurm); start nothing",
+    )
     return parser
 
 
@@ -124,12 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     # if this command is killed outright the child stops the group itself (child.py).
     started = time.time()
     child = subprocess.Popen(
-        [sys.executable, "-m", "lstm_sweep.cli.train", "--multirun",
-         *(["--config-dir", str(args.config_dir.absolute())] if args.config_dir else []), *args.overrides,
-         f"hydra.sweep.dir={quote(str(sweep_dir))}", *(["hydra.sweeper.dry_run=true"] if args.dry_run else [])],
+        [
+            sys.executable,
+            "-m",
+            "lstm_sweep.cli.train",
+            "--multirun",
+            *(["--config-dir", str(args.config_dir.absolute())] if args.config_dir else []),
+            *args.overrides,
+            f"hydra.sweep.dir={quote(str(sweep_dir))}",
+            *(["hydra.sweeper.dry_run=true"] if args.dry_run else []),
+        ],
         start_new_session=True,
-        env={**os.environ, COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv]), PARENT_VARIABLE: str(os.getpid()),
-             SWEEP_DIR_VARIABLE: str(Path(sweep_dir).absolute())})
+        env={
+            **os.environ,
+            COMMAND_VARIABLE: shlex.join(["lstm-sweep", *argv]),
+            PARENT_VARIABLE: str(os.getpid()),
+            SWEEP_DIR_VARIABLE: str(Path(sweep_dir).absolute()),
+        },
+    )
     stopping = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
     before = {signum: signal.signal(signum, lambda received, frame: pass_on(child, received)) for signum in stopping}
     progress = SweepProgress(sweep_dir)
@@ -152,8 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     if child.returncode:  # refused (its error is above); a failed run is not that
         return child.returncode
     if (submission := submitted_since(sweep_dir, started)) is not None:  # hydra/launcher=slurm: queued
-        log.info("the sweep is queued (array %s, report %s); `lstm-sweep --status %s` shows where it stands",
-                 submission["array"], submission["report"] or "none", sweep_dir)
+        log.info(
+            "the sweep is queued (array %s, report %s); `lstm-sweep --status %s` shows where it stands",
+            submission["array"],
+            submission["report"] or "none",
+            sweep_dir,
+        )
         return 0
     try:
         if args.no_report:

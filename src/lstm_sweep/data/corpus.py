@@ -16,13 +16,13 @@ from lstm_sweep.errors import DataError
 
 SPLITS = ("train", "valid", "test")
 
+
 def split_path(root: Path, split: str) -> Path:
     """The file of `split` in a corpus folder: `train.txt` or PTB's `ptb.train.txt`."""
     for name in (f"{split}.txt", f"ptb.{split}.txt"):
         if (root / name).is_file():
             return root / name
-    raise DataError(f"corpus {root} has no {split} split: expected {root / f'{split}.txt'} "
-                    f"(or ptb.{split}.txt)")
+    raise DataError(f"corpus {root} has no {split} split: expected {root / f'{split}.txt'} (or ptb.{split}.txt)")
 
 
 def read_text(path: Path) -> str:
@@ -32,8 +32,9 @@ def read_text(path: Path) -> str:
     try:
         text = raw.decode("utf-8")  # not "utf-8-sig": an error's byte offset stays the file's
     except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8: byte offset {err.start} "
-                        f"(0x{raw[err.start]:02x}) cannot be decoded") from None
+        raise DataError(
+            f"{path} is not UTF-8: byte offset {err.start} (0x{raw[err.start]:02x}) cannot be decoded"
+        ) from None
     return text.removeprefix("\ufeff")
 
 
@@ -59,13 +60,16 @@ def split_single_file(path: Path, tokenize: str, fractions) -> dict[str, list[li
     corpus = {"train": lines[:train_end], "valid": lines[train_end:valid_end], "test": lines[valid_end:]}
     for split, part in corpus.items():
         if not part:
-            raise DataError(f"{path} has {len(lines)} non-blank lines: too few for a {split} split "
-                            f"with data.split_fractions={list(fractions)}")
+            raise DataError(
+                f"{path} has {len(lines)} non-blank lines: too few for a {split} split "
+                f"with data.split_fractions={list(fractions)}"
+            )
     return corpus
 
 
-def read_corpus(root: str | Path, tokenize: str = "word",
-                split_fractions=(0.9, 0.05, 0.05)) -> dict[str, list[list[str]]]:
+def read_corpus(
+    root: str | Path, tokenize: str = "word", split_fractions=(0.9, 0.05, 0.05)
+) -> dict[str, list[list[str]]]:
     root = Path(root).expanduser()
     if root.is_file():
         return split_single_file(root, tokenize, split_fractions)

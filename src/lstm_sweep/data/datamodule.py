@@ -45,6 +45,7 @@ class LMDataModule(pl.LightningDataModule):
         if self.cfg.root:
             return Path(self.cfg.root).expanduser()
         from lstm_sweep.data.download import fetch_corpus
+
         return fetch_corpus(self.cfg.name, self.cfg.download, self.cfg.cache_dir)
 
     def batch_size(self, train: bool) -> int:
@@ -56,8 +57,9 @@ class LMDataModule(pl.LightningDataModule):
         corpus = read_corpus(self.corpus_root(), self.cfg.tokenize, tuple(self.cfg.split_fractions))
         self.vocab = Vocab.build(corpus["train"], unk=self.cfg.unk_token)
         for split, sentences in corpus.items():
-            tensors, examples = self.protocol.examples(split, sentences, self.vocab,
-                                                       self.batch_size(train=split == "train"))
+            tensors, examples = self.protocol.examples(
+                split, sentences, self.vocab, self.batch_size(train=split == "train")
+            )
             self.tensors[split] = tensors
             self.stats[split] = SplitStats(len(sentences), sum(map(len, sentences)), examples)
         if self.cfg.generator is not None:

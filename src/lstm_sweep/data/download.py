@@ -44,9 +44,12 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
             offset = 0
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        with part.open("ab" if offset else "wb") as out, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5],
-                leave=False, disable=None) as bar:
+        with (
+            part.open("ab" if offset else "wb") as out,
+            tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5], leave=False, disable=None
+            ) as bar,
+        ):
             while block := response.read(CHUNK):
                 out.write(block)
                 bar.update(len(block))
@@ -54,8 +57,7 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
             raise HTTPException(f"connection closed after {part.stat().st_size} of {total} bytes")
 
 
-def fetch(url: str, target: Path, md5: str, retries: int = 4, timeout: float = 30.0,
-          backoff: float = 1.0) -> Path:
+def fetch(url: str, target: Path, md5: str, retries: int = 4, timeout: float = 30.0, backoff: float = 1.0) -> Path:
     """`url` into `target`, verified against `md5`; retried with growing pauses, resumed."""
     if target.exists() and md5sum(target) == md5:
         return target
@@ -92,14 +94,21 @@ def fetch(url: str, target: Path, md5: str, retries: int = 4, timeout: float = 3
         log.warning("%s: checksum mismatch (%s); downloading it again", url, last_error)
     if mismatches:
         raise DataError(f"{url} does not match its checksum ({last_error}); the file was not kept")
-    raise DataError(f"could not download {url} after {retries} attempts ({last_error}). Offline? "
-                    f"Put the file at {target} yourself, or point data.root at a folder holding the corpus.")
+    raise DataError(
+        f"could not download {url} after {retries} attempts ({last_error}). Offline? "
+        f"Put the file at {target} yourself, or point data.root at a folder holding the corpus."
+    )
 
 
 def fetch_corpus(name: str, download, cache_dir: str | Path) -> Path:
     """The corpus folder for `data.download` (base `url`, `files`: {name: md5}), fetched on first use."""
     folder = Path(cache_dir).expanduser() / name
     for filename, md5 in download.files.items():
-        fetch(download.url.rstrip("/") + "/" + filename, folder / filename, md5,
-              retries=download.retries, timeout=download.timeout)
+        fetch(
+            download.url.rstrip("/") + "/" + filename,
+            folder / filename,
+            md5,
+            retries=download.retries,
+            timeout=download.timeout,
+        )
     return folder

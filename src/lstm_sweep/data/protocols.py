@@ -14,7 +14,7 @@ lstm-generate ask it rather than testing the protocol's name themselves.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,7 @@ Pick = Callable[[Tensor, bool], int]
 
 
 # --------------------------------------------------------------------------- window protocol
+
 
 def window_tensors(sentences: list[list[str]], vocab: Vocab, n_step: int) -> tuple[Tensor, Tensor]:
     """All windows of a split: inputs (N, n_step) and next-token targets (N,)."""
@@ -88,10 +89,11 @@ class BatchIndices(Sampler):
             order = torch.arange(self.n)
         first, self.skip = self.skip, 0
         for k in range(first, len(self)):
-            yield order[k * self.batch_size:(k + 1) * self.batch_size]
+            yield order[k * self.batch_size : (k + 1) * self.batch_size]
 
 
 # --------------------------------------------------------------------------- stream protocol
+
 
 def stream_tensor(sentences: list[list[str]], vocab: Vocab) -> Tensor:
     """A split as one token stream, <eos> at the end of every line."""
@@ -106,7 +108,7 @@ def stream_tensor(sentences: list[list[str]], vocab: Vocab) -> Tensor:
 def batchify(stream: Tensor, batch_size: int) -> Tensor:
     """(L, batch_size): the stream cut into batch_size contiguous columns (the tail dropped)."""
     length = len(stream) // batch_size
-    return stream[:length * batch_size].view(batch_size, length).t().contiguous()
+    return stream[: length * batch_size].view(batch_size, length).t().contiguous()
 
 
 class InOrder(Sampler):
@@ -138,8 +140,10 @@ class StreamBatches(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         start = i * self.bptt
         steps = min(self.bptt, len(self.columns) - 1 - start)
-        return (self.columns[start:start + steps].t().contiguous(),
-                self.columns[start + 1:start + 1 + steps].t().contiguous())
+        return (
+            self.columns[start : start + steps].t().contiguous(),
+            self.columns[start + 1 : start + 1 + steps].t().contiguous(),
+        )
 
 
 # --------------------------------------------------------------------------- the protocols
@@ -152,23 +156,33 @@ class WindowProtocol:
         self.n_step = data_cfg["n_step"]
         self.shuffle, self.drop_last = data_cfg["shuffle"], data_cfg["drop_last"]
 
-    def examples(self, split: str, sentences: list[list[str]], vocab: Vocab,
-                 batch_size: int) -> tuple[tuple[Tensor, ...], int]:
+    def examples(
+        self, split: str, sentences: list[list[str]], vocab: Vocab, batch_size: int
+    ) -> tuple[tuple[Tensor, ...], int]:
         """A split's tensors, and how many predictions they hold."""
         inputs, targets = window_tensors(sentences, vocab, self.n_step)
         return (inputs, targets), len(targets)
 
-    def loader(self, split: str, tensors: tuple[Tensor, ...], batch_size: int, train: bool,
-               seed: int, skip: int = 0) -> DataLoader:
+    def loader(
+        self, split: str, tensors: tuple[Tensor, ...], batch_size: int, train: bool, seed: int, skip: int = 0
+    ) -> DataLoader:
         """Batches of the split; `skip`: of the first epoch, leave out that many (a resumed run)."""
         inputs, targets = tensors
-        sampler = BatchIndices(len(targets), batch_size, shuffle=train and self.shuffle,
-                               drop_last=train and self.drop_last, seed=seed, skip=skip)
+        sampler = BatchIndices(
+            len(targets),
+            batch_size,
+            shuffle=train and self.shuffle,
+            drop_last=train and self.drop_last,
+            seed=seed,
+            skip=skip,
+        )
         if len(targets) == 0:
             raise DataError(f"the {split} split is empty: it yields no windows")
         if len(sampler) == 0:
-            raise DataError(f"the {split} split has {len(targets)} windows, fewer than one batch "
-                            f"of data.batch_size={batch_size} with data.drop_last=true")
+            raise DataError(
+                f"the {split} split has {len(targets)} windows, fewer than one batch "
+                f"of data.batch_size={batch_size} with data.drop_last=true"
+            )
         return DataLoader(TensorPairs(inputs, targets), sampler=sampler, batch_size=None)
 
     @staticmethod
@@ -188,9 +202,9 @@ class WindowProtocol:
         current sentence. The protocol never teaches what follows a sentence's end, so an
         <eos> starts another continuation of the prefix on a new line."""
         sos, eos, pad = vocab.stoi[SOS], vocab.stoi[EOS], vocab.pad_id
-        sentence, out = [sos, *prefix_ids], []
+        sentence, out = [sos, *prefix_ids], list[int]()
         while len(out) < tokens:
-            context = sentence[-self.n_step:]
+            context = sentence[-self.n_step :]
             logits, _ = model(torch.tensor([[pad] * (self.n_step - len(context)) + context]), last_only=True)
             token = pick(logits[0], len(sentence) > 1)  # an empty sentence cannot end
             out.append(token)
@@ -208,17 +222,21 @@ class StreamProtocol:
     def __init__(self, data_cfg):
         self.bptt = data_cfg["bptt"]
 
-    def examples(self, split: str, sentences: list[list[str]], vocab: Vocab,
-                 batch_size: int) -> tuple[tuple[Tensor, ...], int]:
+    def examples(
+        self, split: str, sentences: list[list[str]], vocab: Vocab, batch_size: int
+    ) -> tuple[tuple[Tensor, ...], int]:
         stream = stream_tensor(sentences, vocab)
         columns = batchify(stream, batch_size)
         if len(columns) < 2:
-            raise DataError(f"the {split} split has {len(stream)} tokens: too few for {batch_size} "
-                            "parallel streams (data.batch_size / data.eval_batch_size)")
+            raise DataError(
+                f"the {split} split has {len(stream)} tokens: too few for {batch_size} "
+                "parallel streams (data.batch_size / data.eval_batch_size)"
+            )
         return (columns,), (len(columns) - 1) * batch_size
 
-    def loader(self, split: str, tensors: tuple[Tensor, ...], batch_size: int, train: bool,
-               seed: int, skip: int = 0) -> DataLoader:
+    def loader(
+        self, split: str, tensors: tuple[Tensor, ...], batch_size: int, train: bool, seed: int, skip: int = 0
+    ) -> DataLoader:
         # In order, never shuffled: the hidden state runs on from batch to batch.
         batches = StreamBatches(tensors[0], self.bptt)
         return DataLoader(batches, sampler=InOrder(len(batches), skip), batch_size=None)
@@ -240,14 +258,14 @@ class StreamProtocol:
     def continue_text(self, model, vocab: Vocab, prefix_ids: list[int], tokens: int, pick: Pick) -> list[int]:
         """`tokens` ids sampled after the prefix, the state carried; <eos> is a line end."""
         logits, state = model(torch.tensor([[vocab.stoi[EOS], *prefix_ids]]), None)  # as after a line end
-        out = []
+        out: list[int] = []
         while len(out) < tokens:
             out.append(pick(logits[0, -1], True))
             logits, state = model(torch.tensor([[out[-1]]]), state)
         return out
 
 
-PROTOCOLS = {"window": WindowProtocol, "stream": StreamProtocol}
+PROTOCOLS: dict[str, type[WindowProtocol] | type[StreamProtocol]] = {"window": WindowProtocol, "stream": StreamProtocol}
 
 
 def protocol_for(data_cfg) -> WindowProtocol | StreamProtocol:

@@ -103,7 +103,7 @@ class MarkovSource(GeneratorConfig):
         for part in context:
             h = _mix(h ^ part.astype(np.uint64))
         k = np.arange(self.successors, dtype=np.uint64)
-        u = (_mix(h[:, None] ^ k) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+        u = (_mix(h[:, None] ^ k) >> np.uint64(11)).astype(np.float64) * 2.0**-53
         return np.minimum(np.searchsorted(self._cdf, u, side="right"), self.vocab_size)
 
     def next_distribution(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -122,7 +122,7 @@ class MarkovSource(GeneratorConfig):
         sentences: list[list[int]] = []
         total = 0
         while total < n_tokens:
-            batch = [[] for _ in range(chunk)]
+            batch: list[list[int]] = [[] for _ in range(chunk)]
             a = np.full(chunk, self.PAD)
             b = np.full(chunk, self.SOS)
             alive = np.arange(chunk)
@@ -162,8 +162,9 @@ class MarkovSource(GeneratorConfig):
                 rng = np.random.default_rng([self.seed, index])
                 lines = (" ".join(self.words[t] for t in s) for s in self.sample_sentences(n_tokens, rng))
                 (tmp / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-            (tmp / "source.json").write_text(json.dumps(
-                {"version": GENERATOR_VERSION, **dataclasses.asdict(self)}, indent=2))
+            (tmp / "source.json").write_text(
+                json.dumps({"version": GENERATOR_VERSION, **dataclasses.asdict(self)}, indent=2)
+            )
             try:
                 os.rename(tmp, folder)
             except OSError:  # another process finished first; its corpus is identical

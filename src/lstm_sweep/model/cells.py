@@ -38,10 +38,11 @@ State = tuple[Tensor, ...]  # (h, c) or (h,), each (batch, hidden)
 class RecurrentCell(nn.Module):
     """What the stack needs from a cell: sizes, a zero state, one step, gate parameters."""
 
-    state_tensors = 2     # (h, c)
-    has_fast_path = True  # the LSTM cells also run as whole sequences (fast.py)
+    state_tensors = 2  # (h, c)
+    has_fast_path = False  # True: it also runs as whole sequences (fast.py), as the LSTM cells do
 
-    def __init__(self, input_size: int, hidden_size: int):
+    def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
+        """A subclass makes its parameters, then calls `self.reset_parameters(init)`."""
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -78,6 +79,8 @@ class RecurrentCell(nn.Module):
 class ModelOneCell(RecurrentCell):
     """Model one: four gate matrices of shape H×(H+E) over z = [h, x]."""
 
+    has_fast_path = True
+
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
         super().__init__(input_size, hidden_size)
         H, Z = hidden_size, hidden_size + input_size
@@ -103,7 +106,7 @@ class ModelOneCell(RecurrentCell):
 
     def gate_weights(self, buffers):
         (w,) = buffers
-        return w[:, self.hidden_size:], w[:, :self.hidden_size]  # z = [h, x]: h's columns first
+        return w[:, self.hidden_size :], w[:, : self.hidden_size]  # z = [h, x]: h's columns first
 
     def packed_bias(self):
         return torch.cat([self.b_i, self.b_f, self.b_c, self.b_o])
@@ -115,6 +118,8 @@ class ModelOneCell(RecurrentCell):
 
 class ModelTwoCell(RecurrentCell):
     """Model two: W_i* (H×E) on the input and W_h* (H×H) on the state, a bias on each."""
+
+    has_fast_path = True
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
         super().__init__(input_size, hidden_size)
@@ -143,8 +148,9 @@ class ModelTwoCell(RecurrentCell):
         return w_ih, w_hh
 
     def packed_bias(self):
-        return (torch.cat([self.b_ii, self.b_if, self.b_ig, self.b_io])
-                + torch.cat([self.b_hi, self.b_hf, self.b_hg, self.b_ho]))
+        return torch.cat([self.b_ii, self.b_if, self.b_ig, self.b_io]) + torch.cat(
+            [self.b_hi, self.b_hf, self.b_hg, self.b_ho]
+        )
 
     def gate_parameters(self):
         params = []
@@ -158,7 +164,6 @@ class GRUCell(RecurrentCell):
     """PyTorch's GRU: reset, update and candidate gates, a bias on each side of each."""
 
     state_tensors = 1
-    has_fast_path = False
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
         super().__init__(input_size, hidden_size)
@@ -187,7 +192,6 @@ class RNNCell(RecurrentCell):
     """The plain tanh RNN."""
 
     state_tensors = 1
-    has_fast_path = False
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
         super().__init__(input_size, hidden_size)

@@ -40,8 +40,10 @@ _kernels_lock = threading.Lock()
 
 # --------------------------------------------------------------------------- pure PyTorch twin
 
-def forward_python(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
-                   store: bool) -> list[Tensor]:
+
+def forward_python(
+    x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, store: bool
+) -> list[Tensor | None]:
     """The kernel's forward in PyTorch ops: {out, h_T, c_T, activations, cells}."""
     T, B, E = x.shape
     H = h0.shape[1]
@@ -51,13 +53,13 @@ def forward_python(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor
     h, c = h0, c0
     for t in range(T):
         g = gates[t].addmm_(h, w_hh.t())
-        g[:, :2 * H].sigmoid_()
-        g[:, 2 * H:3 * H].tanh_()
-        g[:, 3 * H:].sigmoid_()
+        g[:, : 2 * H].sigmoid_()
+        g[:, 2 * H : 3 * H].tanh_()
+        g[:, 3 * H :].sigmoid_()
         i, f, gg, o = g.chunk(4, dim=1)
-        c = torch.addcmul(f * c, i, gg, out=cells[t]) if store else torch.addcmul(f * c, i, gg)
+        c = torch.addcmul(f * c, i, gg, out=cells[t]) if cells is not None else torch.addcmul(f * c, i, gg)
         h = torch.mul(o, torch.tanh(c), out=out[t])
-    if not store:
+    if cells is None:
         return [out, h.clone(), c.clone(), None, None]
     return [out, h.clone(), c.clone(), gates, cells]
 
@@ -91,12 +93,20 @@ def backward_python(d_out, d_hT, d_cT, x, h0, c0, w_ih, w_hh, out, gates, cells,
 
 # --------------------------------------------------------------------------- compiled kernels
 
+
 def _compile_flags() -> tuple[str, list[str]]:
     """ATen's vector code for the best instruction set this CPU and torch build share."""
     capability = torch.backends.cpu.get_cpu_capability()
     if capability.startswith("AVX512"):
-        return "avx512", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
-                          "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
+        return "avx512", [
+            "-mavx512f",
+            "-mavx512bw",
+            "-mavx512vl",
+            "-mavx512dq",
+            "-mfma",
+            "-DCPU_CAPABILITY=AVX512",
+            "-DCPU_CAPABILITY_AVX512",
+        ]
     if capability == "AVX2":
         return "avx2", ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
     return "default", ["-DCPU_CAPABILITY=DEFAULT"]
@@ -116,8 +126,16 @@ def kernel_build_name(isa: str, flags: list[str]) -> str:
     differ: the source, the flags, the compiler, torch (its version and where it is, whose
     headers the build includes) and Python. Two environments on one machine thus keep a
     build each instead of rebuilding over each other's on every switch."""
-    key = "\n".join([KERNEL_SOURCE.read_text(), " ".join(flags), os.environ.get("CXX", "c++"),
-                     torch.__version__, os.path.dirname(torch.__file__), sys.version])
+    key = "\n".join(
+        [
+            KERNEL_SOURCE.read_text(),
+            " ".join(flags),
+            os.environ.get("CXX", "c++"),
+            torch.__version__,
+            os.path.dirname(torch.__file__),
+            sys.version,
+        ]
+    )
     return f"lstm_sweep_kernels_{isa}_{hashlib.sha1(key.encode()).hexdigest()[:12]}"
 
 
@@ -131,17 +149,22 @@ def _build_kernels():
     name = kernel_build_name(isa, flags)
     try:
         start = time.perf_counter()
-        cpp_extension.load(name=name, sources=[str(KERNEL_SOURCE)], is_python_module=False,
-                           extra_cflags=["-O3", *flags], verbose=False)
+        cpp_extension.load(
+            name=name, sources=[str(KERNEL_SOURCE)], is_python_module=False, extra_cflags=["-O3", *flags], verbose=False
+        )
         if time.perf_counter() - start > 2:  # not just loaded from the cache
-            log.info("compiled the fast LSTM kernels (%s) in %.0f s; cached for later runs",
-                     isa, time.perf_counter() - start)
+            log.info(
+                "compiled the fast LSTM kernels (%s) in %.0f s; cached for later runs", isa, time.perf_counter() - start
+            )
         return torch.ops.lstm_sweep
     except Exception as err:  # no compiler, no ninja, a read-only cache …
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        log.warning("could not compile the fast LSTM kernels (%s); using the pure-PyTorch fast "
-                    "path, which is slower (set TORCH_EXTENSIONS_DIR to a writable folder, and "
-                    "install a C++ compiler and ninja, to get them)", first_line)
+        log.warning(
+            "could not compile the fast LSTM kernels (%s); using the pure-PyTorch fast "
+            "path, which is slower (set TORCH_EXTENSIONS_DIR to a writable folder, and "
+            "install a C++ compiler and ninja, to get them)",
+            first_line,
+        )
         return None
 
 
@@ -153,6 +176,7 @@ def _ops_for(x: Tensor):
 
 
 # --------------------------------------------------------------------------- packed weights
+
 
 def packed_buffers(cell) -> list[Tensor]:
     """The buffers holding `cell`'s gate matrices as row blocks, (re)built when needed.
@@ -179,15 +203,21 @@ def _still_packed(buffers: list[Tensor], groups) -> bool:
     for buffer, group in zip(buffers, groups):
         row = 0
         for p in group:
-            block = buffer[row:row + p.shape[0]]
-            if (p.data_ptr() != block.data_ptr() or p.dtype != buffer.dtype or p.device != buffer.device
-                    or p.shape != block.shape or not p.is_contiguous()):
+            block = buffer[row : row + p.shape[0]]
+            if (
+                p.data_ptr() != block.data_ptr()
+                or p.dtype != buffer.dtype
+                or p.device != buffer.device
+                or p.shape != block.shape
+                or not p.is_contiguous()
+            ):
                 return False
             row += p.shape[0]
     return True
 
 
 # --------------------------------------------------------------------------- autograd
+
 
 class LSTMLayerFunction(torch.autograd.Function):
     """One LSTM layer over a sequence.
@@ -212,13 +242,26 @@ class LSTMLayerFunction(torch.autograd.Function):
         x, h0, c0, w_ih, w_hh, out, gates, cells = ctx.saved_tensors
         grad_buffers = [torch.empty_like(b) for b in ctx.buffers]
         dw_ih, dw_hh = ctx.cell.gate_weights(grad_buffers)
-        dx, dh0, dc0, dbias = ctx.backward_op(d_out.contiguous(), d_hT.contiguous(), d_cT.contiguous(),
-                                              x, h0, c0, w_ih, w_hh, out, gates, cells, dw_ih, dw_hh)
+        dx, dh0, dc0, dbias = ctx.backward_op(
+            d_out.contiguous(),
+            d_hT.contiguous(),
+            d_cT.contiguous(),
+            x,
+            h0,
+            c0,
+            w_ih,
+            w_hh,
+            out,
+            gates,
+            cells,
+            dw_ih,
+            dw_hh,
+        )
         weight_grads = [g for grad, rows in zip(grad_buffers, ctx.block_rows) for g in grad.split(rows)]
         return (dx, dh0, dc0, dbias, None, None, *weight_grads)
 
 
-def lstm_layer(cell, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+def lstm_layer(cell, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """Run `cell` over x (T, B, E) from `state`; returns (out (T, B, H), (h_T, c_T))."""
     buffers = packed_buffers(cell)
     bias = cell.packed_bias()

@@ -15,11 +15,22 @@ from lstm_sweep.model.stack import build_stack
 
 
 class LanguageModel(nn.Module):
-    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int = 1,
-                 cell: str = "one", dropout: float = 0.0, init: str = "linear",
-                 tie_weights: bool = False, decoder_bias: bool = True,
-                 decoder_bias_init: float | None = None, impl: str = "fast",
-                 embedding_dropout: float = 0.0, init_range: float | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        cell: str = "one",
+        dropout: float = 0.0,
+        init: str = "linear",
+        tie_weights: bool = False,
+        decoder_bias: bool = True,
+        decoder_bias_init: float | None = None,
+        impl: str = "fast",
+        embedding_dropout: float = 0.0,
+        init_range: float | None = None,
+    ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
@@ -41,8 +52,9 @@ class LanguageModel(nn.Module):
         what that run had."""
         return cls(vocab_size, **{**asdict(ModelConfig()), **model})
 
-    def forward(self, tokens: Tensor, state: list[State] | None = None,
-                last_only: bool = False) -> tuple[Tensor, list[State]]:
+    def forward(
+        self, tokens: Tensor, state: list[State] | None = None, last_only: bool = False
+    ) -> tuple[Tensor, list[State]]:
         """tokens (B, T) → logits (B, T, V), or (B, V) for the last position only."""
         x = self.embedding_dropout(self.embedding(tokens.T))  # time-major for the stack
         out, state = self.rnn(x, state)

@@ -7,6 +7,8 @@ tuple per layer — (h, c) for the LSTM cells, (h,) for GRU and RNN — each ten
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -28,20 +30,28 @@ class CellStack(nn.Module):
     definition) or a whole sequence at a time (`fast`, see fast.py; the LSTM cells only —
     GRU and RNN always run step by step)."""
 
-    def __init__(self, cell: str | type[RecurrentCell], input_size: int, hidden_size: int, num_layers: int,
-                 dropout: float = 0.0, init: str = "linear", impl: str = "fast"):
+    def __init__(
+        self,
+        cell: str | type[RecurrentCell],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float = 0.0,
+        init: str = "linear",
+        impl: str = "fast",
+    ):
         super().__init__()
         self.impl = impl
         cell_class = CELLS[cell] if isinstance(cell, str) else cell  # a registered name, or the class
         self.layers = nn.ModuleList(
-            cell_class(input_size if k == 0 else hidden_size, hidden_size, init)
-            for k in range(num_layers)
+            cell_class(input_size if k == 0 else hidden_size, hidden_size, init) for k in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
         final = []
-        for k, layer in enumerate(self.layers):
+        for k, module in enumerate(self.layers):
+            layer = cast(RecurrentCell, module)
             if k > 0:
                 x = self.dropout(x)
             layer_state = state[k] if state is not None else layer.zero_state(x.shape[1], x)
@@ -56,8 +66,7 @@ class CellStack(nn.Module):
 class TorchLSTMStack(nn.Module):
     """torch.nn.LSTM behind CellStack's interface: the speed baseline, never an experiment cell."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int,
-                 dropout: float = 0.0, init: str = "linear"):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0, init: str = "linear"):
         super().__init__()
         self.hidden_size = hidden_size
         # nn.LSTM's own dropout already acts between layers only, as ours does.
@@ -69,8 +78,10 @@ class TorchLSTMStack(nn.Module):
             b_ih, b_hh = getattr(self.lstm, f"bias_ih_l{k}"), getattr(self.lstm, f"bias_hh_l{k}")
             # Row blocks i, f, g, o: the same gate matrices as model two, initialised alike.
             for w, b in ((w_ih, b_ih), (w_hh, b_hh)):
-                gates += [(w[j * hidden_size:(j + 1) * hidden_size], b[j * hidden_size:(j + 1) * hidden_size], w.shape[1])
-                          for j in range(4)]
+                gates += [
+                    (w[j * hidden_size : (j + 1) * hidden_size], b[j * hidden_size : (j + 1) * hidden_size], w.shape[1])
+                    for j in range(4)
+                ]
         init_gate_parameters(gates, init, hidden_size)
 
     def forward(self, x: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
@@ -81,8 +92,15 @@ class TorchLSTMStack(nn.Module):
         return self.dropout(out), list(zip(h.unbind(0), c.unbind(0)))
 
 
-def build_stack(cell: str, input_size: int, hidden_size: int, num_layers: int,
-                dropout: float = 0.0, init: str = "linear", impl: str = "fast") -> nn.Module:
+def build_stack(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float = 0.0,
+    init: str = "linear",
+    impl: str = "fast",
+) -> nn.Module:
     """The layer stack for `model.cell` (one of CELLS, or "torch" for the nn.LSTM baseline)."""
     if cell == "torch":
         return TorchLSTMStack(input_size, hidden_size, num_layers, dropout, init)

@@ -14,14 +14,21 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import cast
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
 from lstm_sweep.errors import DivergenceError
+from lstm_sweep.run.module import LitLanguageModel, SplitResult
 
 log = logging.getLogger("lstm_sweep.run.train")
+
+
+def split_result(pl_module: pl.LightningModule, split: str) -> SplitResult | None:
+    """The run module's numbers of a split so far (these callbacks serve LitLanguageModel)."""
+    return cast(LitLanguageModel, pl_module).result(split)
 
 
 class DivergenceWatch(Callback):
@@ -35,7 +42,8 @@ class DivergenceWatch(Callback):
     """
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.check_every = 1 if pl_module.device.type == "cpu" else max(int(trainer.log_every_n_steps), 1)
+        every = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Trainer.__init__, undeclared
+        self.check_every = 1 if pl_module.device.type == "cpu" else max(int(every), 1)
         self.bad = torch.full((3,), -1.0, dtype=torch.float64, device=pl_module.device)  # step, batch, loss
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
@@ -45,8 +53,13 @@ class DivergenceWatch(Callback):
                 self._diverged(trainer, step, batch, loss.item())
             return
         fresh = ~torch.isfinite(loss.detach()) & (self.bad[0] < 0)
-        now = torch.stack([torch.tensor(float(step), device=self.bad.device),
-                           torch.tensor(float(batch), device=self.bad.device), loss.detach().double()])
+        now = torch.stack(
+            [
+                torch.tensor(float(step), device=self.bad.device),
+                torch.tensor(float(batch), device=self.bad.device),
+                loss.detach().double(),
+            ]
+        )
         self.bad = torch.where(fresh, now, self.bad)
         if (batch + 1) % self.check_every == 0:
             self._read(trainer)
@@ -57,8 +70,9 @@ class DivergenceWatch(Callback):
             self._diverged(trainer, int(step), int(batch), loss)
 
     def _diverged(self, trainer: pl.Trainer, step: int, batch: int, loss: float) -> None:
-        raise DivergenceError(f"training loss became {loss} at step {step} (epoch {trainer.current_epoch}, "
-                              f"batch {batch}); the run stops")
+        raise DivergenceError(
+            f"training loss became {loss} at step {step} (epoch {trainer.current_epoch}, batch {batch}); the run stops"
+        )
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._read(trainer)  # Lightning validates before the training epoch ends: name that first
@@ -77,15 +91,19 @@ class DivergenceWatch(Callback):
     def _check(trainer: pl.Trainer, pl_module: pl.LightningModule, split: str, name: str) -> None:
         """A split's mean loss must be finite and its perplexity representable (a huge but
         finite loss overflows exp)."""
-        result = pl_module.result(split)
+        result = split_result(pl_module, split)
         if result is None:
             return
         if not math.isfinite(result.loss):
-            raise DivergenceError(f"{name} loss became {result.loss} after epoch {trainer.current_epoch} "
-                                  f"(step {trainer.global_step}); the run stops")
+            raise DivergenceError(
+                f"{name} loss became {result.loss} after epoch {trainer.current_epoch} "
+                f"(step {trainer.global_step}); the run stops"
+            )
         if not math.isfinite(result.ppl):
-            raise DivergenceError(f"{name} perplexity overflows: mean loss {result.loss:.4g} after epoch "
-                                  f"{trainer.current_epoch} (step {trainer.global_step}); the run stops")
+            raise DivergenceError(
+                f"{name} perplexity overflows: mean loss {result.loss:.4g} after epoch "
+                f"{trainer.current_epoch} (step {trainer.global_step}); the run stops"
+            )
 
 
 class Throughput(Callback):
@@ -95,8 +113,8 @@ class Throughput(Callback):
     def __init__(self):
         self.per_epoch: list[float] = []
         self.tokens = 0
-        self.start = None          # when the epoch's training began, in this process's clock
-        self.carried = 0.0         # seconds the epoch had trained before a resume
+        self.start = None  # when the epoch's training began, in this process's clock
+        self.carried = 0.0  # seconds the epoch had trained before a resume
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.tokens, self.carried = 0, 0.0
@@ -105,12 +123,15 @@ class Throughput(Callback):
         if self.start is None or batch_idx == 0:  # an epoch, or a resumed attempt, starts
             self.start = self.last_batch_end = time.perf_counter() - self.carried
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         self.tokens += batch[0].numel()
         self.last_batch_end = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.start is None:  # an epoch without a batch
+            return
         seconds = self.last_batch_end - self.start
         if seconds > 0:
             self.per_epoch.append(self.tokens / seconds)
@@ -150,7 +171,7 @@ class EpochLog(Callback):
         self.val_ppl, self.lr = list(state["val_ppl"]), state["lr"]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        val = pl_module.result("val")
+        val = split_result(pl_module, "val")
         if val is not None and not trainer.sanity_checking:
             self.val_ppl.append(val.ppl)
 
@@ -161,10 +182,9 @@ class EpochLog(Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch, epochs = trainer.current_epoch, trainer.max_epochs
         parts = [f"epoch {epoch} ({epoch + 1}/{epochs}) in {time.perf_counter() - self.start:.0f} s:"]
-        if (train := pl_module.result("train")) is not None:
+        if (train := split_result(pl_module, "train")) is not None:
             parts.append(f"train ppl {train.ppl:.2f},")
-        if self.val_ppl:
-            best = self.best_epoch()
+        if (best := self.best_epoch()) is not None:
             parts.append(f"val ppl {self.val_ppl[-1]:.2f} (best {self.val_ppl[best]:.2f} after epoch {best}),")
         parts.append(f"lr {self.lr:.4g}")
         if self.throughput.per_epoch:

@@ -115,9 +115,13 @@ class TrainerConfig:
     )
     deterministic: bool = lightning(setting(True, "deterministic kernels"))
     test_checkpoint: str = one_of("last", "best", default="last", doc="test the last epoch, or the lowest val/ppl")
-    early_stopping_patience: Optional[int] = at_least(0, None, doc="stop after this many epochs without a better val/ppl")
+    early_stopping_patience: Optional[int] = at_least(
+        0, None, doc="stop after this many epochs without a better val/ppl"
+    )
     log_every_n_steps: int = lightning(at_least(1, 20, doc="how often the step loss is logged"))
-    limit_train_batches: Any = lightning(setting(None, "a number of batches or a fraction of each epoch (quick checks)"))
+    limit_train_batches: Any = lightning(
+        setting(None, "a number of batches or a fraction of each epoch (quick checks)")
+    )
     limit_val_batches: Any = lightning(setting(None, "as limit_train_batches"))
     limit_test_batches: Any = lightning(setting(None, "as limit_train_batches"))
     progress_bar: Optional[bool] = setting(None, "null: shown when stdout is a terminal")

@@ -35,8 +35,10 @@ def checkpoint_file(run_dir: Path, checkpoint: str) -> Path:
     elif checkpoint == "best":
         best = sorted(folder.glob("best-*.ckpt"))
         if len(best) > 1:  # one is stale, from an earlier attempt, and nothing says which
-            raise DataError(f"--checkpoint best: {folder} holds {len(best)} best checkpoints "
-                            f"({', '.join(p.name for p in best)}); name one as --checkpoint FILE")
+            raise DataError(
+                f"--checkpoint best: {folder} holds {len(best)} best checkpoints "
+                f"({', '.join(p.name for p in best)}); name one as --checkpoint FILE"
+            )
         path = best[0] if best else folder / "best-*.ckpt"
     else:
         path = Path(checkpoint)
@@ -55,14 +57,14 @@ def load_run(run_dir: Path, checkpoint: str = "last") -> tuple[LanguageModel, Vo
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds, and its text can mislead (it suggests weights_only=False)
-        raise DataError(f"checkpoint {path} cannot be read: cut short, or not a checkpoint "
-                        f"({type(err).__name__} in torch.load)") from None
+        raise DataError(
+            f"checkpoint {path} cannot be read: cut short, or not a checkpoint ({type(err).__name__} in torch.load)"
+        ) from None
     try:
         hparams = saved["hyper_parameters"]
         config = dict(hparams["config"])
         model = LanguageModel.from_config(config["model"], hparams["vocab_size"])
-        model.load_state_dict({k[len("model."):]: v for k, v in saved["state_dict"].items()
-                               if k.startswith("model.")})
+        model.load_state_dict({k[len("model.") :]: v for k, v in saved["state_dict"].items() if k.startswith("model.")})
     except Exception as err:  # another program's checkpoint: any key or shape may be missing
         raise DataError(f"checkpoint {path} is not an lstm-sweep run's: {one_line(err)}") from None
     vocab_file = run_dir / "vocab.json"
@@ -94,8 +96,15 @@ def tokenize_prefix(prefix: str, vocab: Vocab, tokenize: str) -> list[int]:
 
 
 @torch.no_grad()
-def generate(model: LanguageModel, vocab: Vocab, data_config: dict, prefix_ids: list[int], tokens: int,
-             temperature: float = 1.0, seed: int | None = None) -> list[int]:
+def generate(
+    model: LanguageModel,
+    vocab: Vocab,
+    data_config: dict,
+    prefix_ids: list[int],
+    tokens: int,
+    temperature: float = 1.0,
+    seed: int | None = None,
+) -> list[int]:
     """`tokens` sampled token ids following `prefix_ids`, the way the run's protocol reads text."""
     check_sampling(tokens, temperature)
     generator = torch.Generator()

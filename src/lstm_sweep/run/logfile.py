@@ -38,5 +38,7 @@ class RunLogFile(logging.FileHandler):
         if stream is not None:
             with suppress(OSError):  # what it still buffers cannot be written either
                 stream.close()
-        print(f"{self.baseFilename} cannot be written ({one_line(err)}); the run's log goes to the console only",
-              file=sys.stderr)
+        print(
+            f"{self.baseFilename} cannot be written ({one_line(err)}); the run's log goes to the console only",
+            file=sys.stderr,
+        )

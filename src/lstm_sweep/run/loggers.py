@@ -82,12 +82,14 @@ def mlflow_logger(cfg: DictConfig, run_dir: Path):
             run_name=settings.run_name or run_dir.name,
             tracking_uri=uri,
             tags={"run_dir": str(run_dir.resolve()), **dict(settings.tags)},
-            run_id=previous.get("run_id"))
+            run_id=previous.get("run_id"),
+        )
         logger.experiment  # noqa: B018 — makes (or finds) the MLflow run now, to record it before training
     except Exception as err:  # a store MLflow refuses or cannot reach: before any training
         raise ConfigError(f"logger.mlflow.tracking_uri={uri}: {one_line(err)}") from None
-    write_json(record, {"tracking_uri": logger._tracking_uri, "experiment_id": logger.experiment_id,
-                        "run_id": logger.run_id})
+    write_json(
+        record, {"tracking_uri": logger._tracking_uri, "experiment_id": logger.experiment_id, "run_id": logger.run_id}
+    )
     log.info("MLflow run %s in experiment %s at %s", logger.run_id, logger.experiment_id, logger._tracking_uri)
     return logger
 

@@ -23,9 +23,9 @@ from lstm_sweep.run.optim import configure_optimizers
 
 @dataclass(frozen=True)
 class SplitResult:
-    loss: float    # token-weighted mean NLL over the split so far
-    ppl: float     # exp(loss); inf where that overflows
-    tokens: int    # predictions counted
+    loss: float  # token-weighted mean NLL over the split so far
+    ppl: float  # exp(loss); inf where that overflows
+    tokens: int  # predictions counted
 
 
 class LitLanguageModel(pl.LightningModule):
@@ -35,8 +35,8 @@ class LitLanguageModel(pl.LightningModule):
         self.save_hyperparameters()
         self.model = LanguageModel.from_config(config["model"], vocab_size)
         self.protocol = protocol_for(config["data"])
-        self.state: dict[str, list | None] = {}          # the hidden state each split carries (stream)
-        self.sums: dict[str, tuple[Tensor, int]] = {}    # summed NLL (float64) and predictions per split
+        self.state: dict[str, list | None] = {}  # the hidden state each split carries (stream)
+        self.sums: dict[str, tuple[Tensor, int]] = {}  # summed NLL (float64) and predictions per split
 
     def start(self, split: str) -> None:
         """A split's epoch starts: nothing summed yet, and a zero hidden state."""
@@ -52,9 +52,9 @@ class LitLanguageModel(pl.LightningModule):
 
     def result(self, split: str) -> SplitResult | None:
         """The split's loss and perplexity over this epoch's batches so far."""
-        total, seen = self.sums.get(split, (None, 0))
-        if not seen:
+        if split not in self.sums or not self.sums[split][1]:
             return None
+        total, seen = self.sums[split]
         loss = (total / seen).item()
         return SplitResult(loss, math.exp(loss) if loss < 700 else math.inf, seen)
 
@@ -106,5 +106,5 @@ class LitLanguageModel(pl.LightningModule):
             self.sums["train"], self.state["train"] = saved["sums"], saved["state"]
 
     def configure_optimizers(self):
-        config = self.hparams.config
+        config = self.hparams["config"]
         return configure_optimizers(self.parameters(), config["optim"], config["schedule"])

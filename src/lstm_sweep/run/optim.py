@@ -25,8 +25,9 @@ class DecayAfter:
 
 def _plateau(optimizer, s: dict) -> dict:
     # lr × factor whenever val/ppl fails to beat its best
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=s["factor"],
-                                                           patience=0, threshold=0.0)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=s["factor"], patience=0, threshold=0.0
+    )
     return {"scheduler": scheduler, "monitor": "val/ppl", "interval": "epoch"}
 
 

@@ -25,12 +25,14 @@ import logging
 import random
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lstm_sweep.errors import ConfigError
@@ -60,10 +62,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def random_states() -> dict:
-    numpy_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],  # GPU dropout
-            "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:])}
+    numpy_state = cast(tuple, np.random.get_state(legacy=True))
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],  # GPU dropout
+        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
+    }
 
 
 def set_random_states(states: dict) -> None:
@@ -83,10 +88,10 @@ class ResumeCheckpoint(Callback):
         self.path = folder / RESUME_FILE
         self.every_n_steps, self.every_seconds = every_n_steps, every_minutes * 60
         self.datamodule = datamodule
-        self.saving = False             # writing resume.ckpt (not best or last)
+        self.saving = False  # writing resume.ckpt (not best or last)
         self.pending_states = None
         self.saved_at = time.monotonic()
-        self.stopping = False           # SIGTERM came: checkpoint at the next batch's start, then stop
+        self.stopping = False  # SIGTERM came: checkpoint at the next batch's start, then stop
 
     def _save(self, trainer: pl.Trainer) -> None:
         start, self.saving = time.monotonic(), True
@@ -101,8 +106,11 @@ class ResumeCheckpoint(Callback):
         if self.pending_states is not None:  # the first batch after resuming
             set_random_states(self.pending_states)
             self.pending_states = None
-        due = (trainer.global_step % self.every_n_steps == 0 if self.every_n_steps
-               else time.monotonic() - self.saved_at >= self.every_seconds)
+        due = (
+            trainer.global_step % self.every_n_steps == 0
+            if self.every_n_steps
+            else time.monotonic() - self.saved_at >= self.every_seconds
+        )
         # An epoch's start, as its first batch begins — but the run's first: a run killed before
         # any checkpoint starts over, which ends the same, so that one would be written for nothing.
         if (batch_idx == 0 or due or self.stopping) and trainer.global_step > 0:
@@ -116,8 +124,11 @@ class ResumeCheckpoint(Callback):
         # (a SLURM job asked to requeue or cancelled, or warned of its time limit, loses nothing).
         if trainer.received_sigterm or TimeLimitWarning.warned():
             if not self.stopping:
-                log.info("%s: the run stops at the next batch, once %s holds all it did",
-                         "SLURM's time-limit warning" if TimeLimitWarning.warned() else "SIGTERM", self.path.name)
+                log.info(
+                    "%s: the run stops at the next batch, once %s holds all it did",
+                    "SLURM's time-limit warning" if TimeLimitWarning.warned() else "SIGTERM",
+                    self.path.name,
+                )
             self.stopping = True
             trainer._signal_connector.received_sigterm = False
 
@@ -125,10 +136,12 @@ class ResumeCheckpoint(Callback):
         # What the checkpoint has seen is on disk: TensorBoard's queue, the CSV logger's rows.
         for logger in trainer.loggers:
             logger.save()
-        if trainer.logger is not None:
-            trainer.logger.experiment.flush()
-        checkpoint["resume"] = {"random": random_states(),
-                                "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.completed}
+        if trainer.logger is not None:  # TensorBoard's, the run's first logger
+            cast(TensorBoardLogger, trainer.logger).experiment.flush()
+        checkpoint["resume"] = {
+            "random": random_states(),
+            "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+        }
         if self.saving:
             # Lightning adds one to the logging step when it restores, as its own checkpoints are
             # taken at a batch's end; ours are taken at a batch's start.
@@ -161,14 +174,18 @@ def resume_point(run_dir: Path, config: dict) -> tuple[Path, int] | None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         saved, step = checkpoint["hyper_parameters"]["config"], checkpoint["global_step"]
     except Exception as err:  # written whole and renamed: something else damaged it
-        raise ConfigError(f"{path} cannot be read ({type(err).__name__}); set trainer.resume=false "
-                          "to start the run over") from None
+        raise ConfigError(
+            f"{path} cannot be read ({type(err).__name__}); set trainer.resume=false to start the run over"
+        ) from None
     before, now = flatten(saved), flatten(config)
     before.update({k: v for k, v in LEGACY_DEFAULTS.items() if k not in before})
-    changed = [k for k in sorted(set(before) | set(now))
-               if before.get(k) != now.get(k) and not k.startswith(NOT_RESULTS)]
+    changed = [
+        k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k) and not k.startswith(NOT_RESULTS)
+    ]
     if changed:
         details = ", ".join(f"{k} ({before.get(k)!r} → {now.get(k)!r})" for k in changed)
-        raise ConfigError(f"{run_dir} holds an unfinished run with other settings: {details}; resume it "
-                          "with the same settings, or start it over with trainer.resume=false")
+        raise ConfigError(
+            f"{run_dir} holds an unfinished run with other settings: {details}; resume it "
+            "with the same settings, or start it over with trainer.resume=false"
+        )
     return path, step

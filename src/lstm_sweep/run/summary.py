@@ -9,6 +9,7 @@ comes before the curves. The CUSTOM SCALARS page opens on the comparison itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -23,7 +24,7 @@ class RunLogger(TensorBoardLogger):
     resumed attempt's purge of the points after its checkpoint must come before all of its
     own points. `close` ends the file once the run has logged everything."""
 
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         # Lightning adds its epoch counter to every logged dict; the step is the x axis, and
         # an epoch's end is where its val/ppl point is.
         super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
@@ -48,22 +49,27 @@ class RunLogger(TensorBoardLogger):
             self.experiment.close()
 
 
-COMPARED = {"val/ppl": "validation perplexity", "train/ppl": "training perplexity",
-            "train/loss": "training loss (per step)", "val/loss": "validation loss"}
+COMPARED = {
+    "val/ppl": "validation perplexity",
+    "train/ppl": "training perplexity",
+    "train/loss": "training loss (per step)",
+    "val/loss": "validation loss",
+}
 
 
 @dataclass(frozen=True)
 class RunSummary:
     """A run's final numbers, as its module and callbacks measured them."""
-    train: SplitResult | None        # the last epoch's
-    val: SplitResult | None          # the last epoch's
-    test: SplitResult | None         # of the tested checkpoint (trainer.test_checkpoint)
+
+    train: SplitResult | None  # the last epoch's
+    val: SplitResult | None  # the last epoch's
+    test: SplitResult | None  # of the tested checkpoint (trainer.test_checkpoint)
     val_ppl_per_epoch: list[float]
     best_val_epoch: int | None
     steps: int
-    tokens_per_sec: float | None     # mean over epochs
+    tokens_per_sec: float | None  # mean over epochs
     wall_time_sec: float
-    oracle_ppl: float | None         # the built-in corpus's exact test perplexity
+    oracle_ppl: float | None  # the built-in corpus's exact test perplexity
 
     def metrics(self) -> dict:
         """metrics.json: the same names as the logged scalars."""
@@ -71,9 +77,12 @@ class RunSummary:
         train, val, test = self.train, self.val, self.test
         metrics = {
             # train/loss is logged per step; the epoch's token-weighted mean is log(train/ppl).
-            "train/loss": math.log(train.ppl) if train else None, "train/ppl": train and train.ppl,
-            "val/loss": val and val.loss, "val/ppl": val and val.ppl,
-            "test/loss": test and test.loss, "test/ppl": test and test.ppl,
+            "train/loss": math.log(train.ppl) if train else None,
+            "train/ppl": train and train.ppl,
+            "val/loss": val and val.loss,
+            "val/ppl": val and val.ppl,
+            "test/loss": test and test.loss,
+            "test/ppl": test and test.ppl,
             "best_val/ppl": self.val_ppl_per_epoch[best] if best is not None else None,
             "best_val/epoch": best,
             "epochs": len(self.val_ppl_per_epoch),

@@ -10,8 +10,10 @@ finished run is skipped, and the leftovers of an interrupted one are moved into
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -24,13 +26,14 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lstm_sweep.data.datamodule import LMDataModule
 from lstm_sweep.errors import ConfigError, RunBusy, RunFinished, one_line, user_message
+from lstm_sweep.fields import plain
 from lstm_sweep.files import write_json
 from lstm_sweep.naming import trial_label
 from lstm_sweep.records import METRICS_FILE, planned_runs
@@ -84,17 +87,25 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
     if threads is not None:
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = plain(cfg)
 
     datamodule = LMDataModule(cfg.data, seed=cfg.seed)
     datamodule.setup()
+    assert datamodule.vocab is not None  # setup() built it
     module = LitLanguageModel(config, vocab_size=len(datamodule.vocab))
     run_dir.mkdir(parents=True, exist_ok=True)
     datamodule.vocab.save(run_dir / "vocab.json")
-    log.info("corpus: %s", ", ".join(f"{s} {st.tokens} tokens / {st.examples} examples"
-                                      for s, st in datamodule.stats.items()))
-    log.info("model: %s (%s), %d parameters; %d torch threads", cfg.model.cell, cfg.model.impl,
-             sum(p.numel() for p in module.parameters()), torch.get_num_threads())
+    log.info(
+        "corpus: %s",
+        ", ".join(f"{s} {st.tokens} tokens / {st.examples} examples" for s, st in datamodule.stats.items()),
+    )
+    log.info(
+        "model: %s (%s), %d parameters; %d torch threads",
+        cfg.model.cell,
+        cfg.model.impl,
+        sum(p.numel() for p in module.parameters()),
+        torch.get_num_threads(),
+    )
 
     checkpoints = run_dir / "checkpoints"
     checkpoint, resumed_step = resume_from or (None, None)
@@ -102,25 +113,42 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
         log.info("resuming from %s (step %d)", checkpoint, resumed_step)
         wait_past_event_files(run_dir)
     # On resume, TensorBoard drops what the interrupted attempt logged after its checkpoint.
-    logger = RunLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False,
-                       **({"purge_step": resumed_step + 1} if resumed_step is not None else {}))
+    logger = RunLogger(
+        save_dir=str(run_dir),
+        name="",
+        version="",
+        default_hp_metric=False,
+        purge_step=resumed_step + 1 if resumed_step is not None else None,
+    )
     logger.write_layout(resumed_step + 1 if resumed_step is not None else 0)
     loggers = [logger, *extra_loggers(cfg, run_dir, resumed_step)]  # TensorBoard first: trainer.logger
     throughput = Throughput()
     epoch_log = EpochLog(throughput)
-    callbacks = [DivergenceWatch(), throughput, epoch_log,
-                 ResumeCheckpoint(checkpoints, t.checkpoint_every_n_steps, t.checkpoint_every_minutes, datamodule)]
+    callbacks = [
+        DivergenceWatch(),
+        throughput,
+        epoch_log,
+        ResumeCheckpoint(checkpoints, t.checkpoint_every_n_steps, t.checkpoint_every_minutes, datamodule),
+    ]
     if t.early_stopping_patience is not None:  # stop once val/ppl has not improved for that many epochs
         callbacks.append(EarlyStopping(monitor="val/ppl", mode="min", patience=t.early_stopping_patience))
     # Weights only (a third of a full checkpoint with Adam's moments): they are tested and
     # sampled from; resuming is resume.ckpt's job.
-    best = ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch}", auto_insert_metric_name=False,
-                           monitor="val/ppl", mode="min", save_top_k=1, save_weights_only=True)
+    best = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="best-epoch{epoch}",
+        auto_insert_metric_name=False,
+        monitor="val/ppl",
+        mode="min",
+        save_top_k=1,
+        save_weights_only=True,
+    )
     # Not save_last=True: Lightning writes that last.ckpt only when it also writes a monitored
     # checkpoint, so once val/ppl stops improving "last" silently stays the best epoch. A
     # callback without a monitor writes the final weights of every epoch.
-    last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
-                           save_weights_only=True)
+    last = ModelCheckpoint(
+        dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False, save_weights_only=True
+    )
     with lightning_advice_silenced():
         trainer = make_trainer(t, loggers, [*callbacks, best, last], run_dir)
 
@@ -130,16 +158,22 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
             trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
             # Testing loads the tested checkpoint's state into the module and the callbacks
             # (the best epoch's, if that is the one tested): read what fitting left first.
-            fitted = dict(train=module.result("train"), val=module.result("val"),
-                          val_ppl_per_epoch=list(epoch_log.val_ppl), best_val_epoch=epoch_log.best_epoch(),
-                          steps=trainer.global_step, per_epoch=list(throughput.per_epoch))
+            per_epoch = throughput.per_epoch
+            fitted = RunSummary(
+                train=module.result("train"),
+                val=module.result("val"),
+                test=None,
+                val_ppl_per_epoch=list(epoch_log.val_ppl),
+                best_val_epoch=epoch_log.best_epoch(),
+                steps=trainer.global_step,
+                tokens_per_sec=sum(per_epoch) / len(per_epoch) if per_epoch else None,
+                wall_time_sec=math.nan,
+                oracle_ppl=datamodule.oracle_ppl,
+            )
             tested = best.best_model_path if t.test_checkpoint == "best" else last.best_model_path
             trainer.test(module, datamodule=datamodule, ckpt_path=tested, verbose=False)
         seconds = time.perf_counter() - start
-        per_epoch = fitted.pop("per_epoch")
-        summary = RunSummary(**fitted, test=module.result("test"), wall_time_sec=seconds,
-                             tokens_per_sec=sum(per_epoch) / len(per_epoch) if per_epoch else None,
-                             oracle_ppl=datamodule.oracle_ppl)
+        summary = dataclasses.replace(fitted, test=module.result("test"), wall_time_sec=seconds)
         metrics = summary.metrics()
         final = {"wall_time_sec": seconds, "val/best_ppl": metrics["best_val/ppl"]}
         if datamodule.oracle_ppl is not None:
@@ -241,8 +275,7 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
                 save_hydra_record(run_dir, cfg)
                 set_status(run_dir, "failed", err)
             raise
-        resume_from = (resume_point(run_dir, OmegaConf.to_container(cfg, resolve=True))
-                       if cfg.trainer.resume else None)
+        resume_from = resume_point(run_dir, plain(cfg)) if cfg.trainer.resume else None
         if resume_from is None:
             archive_previous_attempt(run_dir)
         save_hydra_record(run_dir, cfg)
@@ -277,8 +310,7 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
         if multiprocessing.parent_process() is not None:
             # A launcher's worker (joblib's) would go on to its next queued run: it ends here.
             logging.shutdown()
-            os._exit(stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int)
-                     else 128 + signal.SIGINT)
+            os._exit(stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int) else 128 + signal.SIGINT)
         raise
     except RunFinished:
         log.info("%s already finished: skipped", run_dir.name, extra=NOT_IN_RUN_LOG)

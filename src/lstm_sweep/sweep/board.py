@@ -23,8 +23,14 @@ BOARD_FOLDER = ".hparams"  # beside the run folders; lstm-aggregate reads no run
 EVENT_FILE = "events.out.tfevents.0.sweep"  # TensorBoard reads files named *tfevents*
 
 # (tag, column title): the scalars each run logs.
-METRICS = (("val/ppl", "val ppl (last epoch)"), ("val/best_ppl", "best val ppl"), ("test/ppl", "test ppl"),
-           ("test/loss", "test loss"), ("val/loss", "val loss (last epoch)"), ("train/ppl", "train ppl (last epoch)"))
+METRICS = (
+    ("val/ppl", "val ppl (last epoch)"),
+    ("val/best_ppl", "best val ppl"),
+    ("test/ppl", "test ppl"),
+    ("test/loss", "test loss"),
+    ("val/loss", "val loss (last epoch)"),
+    ("train/ppl", "train ppl (last epoch)"),
+)
 
 
 def experiment(swept: list[str], runs: list[dict]):
@@ -36,8 +42,11 @@ def experiment(swept: list[str], runs: list[dict]):
     infos = []
     for key in keys:
         values = [run[key] for run in runs if key in run]
-        info = api_pb2.HParamInfo(name=key, display_name=key if key not in swept else f"{key} (swept)",
-                                  differs=key in swept or len({repr(v) for v in values}) > 1 or len(values) < len(runs))
+        info = api_pb2.HParamInfo(
+            name=key,
+            display_name=key if key not in swept else f"{key} (swept)",
+            differs=key in swept or len({repr(v) for v in values}) > 1 or len(values) < len(runs),
+        )
         if all(isinstance(v, bool) for v in values):
             info.type = api_pb2.DATA_TYPE_BOOL
             info.domain_discrete.extend(sorted(set(values)))
@@ -49,8 +58,11 @@ def experiment(swept: list[str], runs: list[dict]):
             info.domain_discrete.extend(sorted({str(v) for v in values}))
         infos.append(info)
     metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=title) for tag, title in METRICS]
-    return api_pb2.Experiment(name=f"sweep over {', '.join(short_key(k) for k in swept) or 'one run'}",
-                              hparam_infos=infos, metric_infos=metrics)
+    return api_pb2.Experiment(
+        name=f"sweep over {', '.join(short_key(k) for k in swept) or 'one run'}",
+        hparam_infos=infos,
+        metric_infos=metrics,
+    )
 
 
 def event_file(experiment_proto) -> bytes:
@@ -60,8 +72,11 @@ def event_file(experiment_proto) -> bytes:
     from tensorboard.summary.writer.record_writer import RecordWriter
 
     content = plugin_data_pb2.HParamsPluginData(experiment=experiment_proto)
-    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
-        tag=metadata.EXPERIMENT_TAG, metadata=metadata.create_summary_metadata(content))])
+    summary = summary_pb2.Summary(
+        value=[
+            summary_pb2.Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=metadata.create_summary_metadata(content))
+        ]
+    )
     buffer = io.BytesIO()
     records = RecordWriter(buffer)
     now = time.time()

@@ -20,7 +20,7 @@ from pathlib import Path
 from lstm_sweep.records import read_status, recorded_status
 
 PARENT_VARIABLE = "LSTM_SWEEP_PARENT_PID"  # set by lstm-sweep for its child
-SWEEP_DIR_VARIABLE = "LSTM_SWEEP_DIR"      # and the sweep folder it runs in
+SWEEP_DIR_VARIABLE = "LSTM_SWEEP_DIR"  # and the sweep folder it runs in
 POLL_SECONDS = 1.0
 # A run records its outcome within a second of a Ctrl-C (its status.json, then the log); a
 # run that has not after this long is left to read as interrupted by its dead process.

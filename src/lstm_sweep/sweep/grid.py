@@ -24,8 +24,10 @@ from pathlib import Path
 
 from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
 
 from lstm_sweep.errors import ConfigError
+from lstm_sweep.fields import plain
 from lstm_sweep.files import write_json
 from lstm_sweep.naming import NOT_RESULTS
 from lstm_sweep.records import (
@@ -50,9 +52,9 @@ def quote(value: str) -> str:
 
 @dataclass(frozen=True)
 class GridPlan:
-    swept: list[str]          # keys given several values, in grid order
-    fixed: dict[str, str]     # keys given one value, and that value
-    runs: int                 # how many runs the grid holds
+    swept: list[str]  # keys given several values, in grid order
+    fixed: dict[str, str]  # keys given one value, and that value
+    runs: int  # how many runs the grid holds
 
 
 def plan_grid(params: dict | None, arguments: list[str]) -> GridPlan:
@@ -62,9 +64,11 @@ def plan_grid(params: dict | None, arguments: list[str]) -> GridPlan:
     for override in parser.parse_overrides(arguments):  # the command line wins, and adds keys
         overrides[override.key_or_group] = override
     swept = [o for o in overrides.values() if o.is_sweep_override()]
-    return GridPlan([o.key_or_group for o in swept],
-                    {k: o.get_value_element_as_str() for k, o in overrides.items() if not o.is_sweep_override()},
-                    math.prod(len(list(o.sweep_string_iterator())) for o in swept))
+    return GridPlan(
+        [o.key_or_group for o in swept],
+        {k: o.get_value_element_as_str() for k, o in overrides.items() if not o.is_sweep_override()},
+        math.prod(len(list(o.sweep_string_iterator())) for o in swept),
+    )
 
 
 def previous_starts(sweep_dir: Path) -> list[dict]:
@@ -77,8 +81,12 @@ def previous_starts(sweep_dir: Path) -> list[dict]:
         return list(read_sweep_record(sweep_dir)["starts"])
     except (ValueError, KeyError, TypeError) as err:
         record.replace(record.with_name(SWEEP_FILE + ".damaged"))
-        log.warning("%s cannot be read (%s): kept as %s.damaged; its starts are not compared",
-                    record, type(err).__name__, SWEEP_FILE)
+        log.warning(
+            "%s cannot be read (%s): kept as %s.damaged; its starts are not compared",
+            record,
+            type(err).__name__,
+            SWEEP_FILE,
+        )
         return []
 
 
@@ -93,8 +101,10 @@ def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -
     changed = [k for k in keys if first.get(k) != plan.fixed.get(k) and not k.startswith((*NOT_RESULTS, "hydra"))]
     if changed:
         details = ", ".join(f"{k} ({first.get(k, 'not set')} → {plan.fixed.get(k, 'not set')})" for k in changed)
-        raise ConfigError(f"{sweep_dir} was swept with other fixed settings: {details}; complete it with "
-                          "the same ones, or sweep into another folder")
+        raise ConfigError(
+            f"{sweep_dir} was swept with other fixed settings: {details}; complete it with "
+            "the same ones, or sweep into another folder"
+        )
 
 
 def prepare_sweep(config, params: dict | None, arguments: list[str], record: bool = True) -> tuple[list[str], GridPlan]:
@@ -122,21 +132,33 @@ def record_start(sweep_dir: Path, name: str, plan: GridPlan, starts: list[dict])
     import pytorch_lightning
     import torch
 
-    starts = [*starts, {
-        "command": os.environ.get(COMMAND_VARIABLE) or shlex.join(["lstm-train", *sys.argv[1:]]),
-        "fixed": plan.fixed,
-        "runs": plan.runs,
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()})",
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "pytorch_lightning": pytorch_lightning.__version__},
-    }]
+    starts = [
+        *starts,
+        {
+            "command": os.environ.get(COMMAND_VARIABLE) or shlex.join(["lstm-train", *sys.argv[1:]]),
+            "fixed": plan.fixed,
+            "runs": plan.runs,
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()})",
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "pytorch_lightning": pytorch_lightning.__version__,
+            },
+        },
+    ]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_json(sweep_dir / SWEEP_FILE, {"name": name, "swept": plan.swept, "starts": starts})
 
 
-PREVIEW_ACTIONS = ("start", "resume", "start over", "refused (settings differ)", "skip (finished)",
-                   "skip (being trained)")
+PREVIEW_ACTIONS = (
+    "start",
+    "resume",
+    "start over",
+    "refused (settings differ)",
+    "skip (finished)",
+    "skip (being trained)",
+)
 
 
 def resume_action(job_config, run_dir: Path) -> str:
@@ -150,7 +172,7 @@ def resume_action(job_config, run_dir: Path) -> str:
     if not task.trainer.resume:
         return "start over"
     try:
-        resume_point(run_dir, OmegaConf.to_container(task, resolve=True))
+        resume_point(run_dir, plain(task))
     except ConfigError:
         return "refused (settings differ)"
     return "resume"
@@ -161,7 +183,7 @@ def resume_action(job_config, run_dir: Path) -> str:
 _composed: dict[tuple, tuple] = {}
 
 
-def job_config(config, config_loader, overrides) -> object:
+def job_config(config, config_loader, overrides) -> DictConfig:
     """A run's config as Hydra composes it for the job (read only: the launchers that run
     jobs compose their own)."""
     key = (id(config), tuple(overrides))
@@ -218,9 +240,9 @@ def record_board(config, config_loader, overrides: list[str], swept: list[str]) 
     def settings(job_config) -> dict:
         task = OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])
         try:
-            return hparam_values(OmegaConf.to_container(task, resolve=True))
+            return hparam_values(plain(task))
         except Exception:  # an interpolation only a running job resolves: the settings as written
-            return hparam_values(OmegaConf.to_container(task))
+            return hparam_values(plain(task, resolve=False))
 
     sweep_dir = Path(config.hydra.sweep.dir)
     runs = {run_dir.name: settings(job_config) for job_config, run_dir in sweep_jobs(config, config_loader, overrides)}

@@ -62,9 +62,10 @@ class SweepProgress:
             done = sum(status == "finished" for status in statuses)
             failed = sum(status == "failed" for status in statuses)
             # folders of an earlier, other grid in the same sweep folder may count too: never "41 of 8"
-            of = f" of {total}" if total and done + failed <= total else ""
+            known = total is not None and 0 < total and done + failed <= total
+            of = f" of {total}" if known else ""
             line = f"run {name} {now[name][0]}: {done + failed}{of} runs done"
             line += (f" ({failed} failed)" if failed else "") + f", {duration(elapsed)} into this start"
-            if of and total > done + failed:
+            if total is not None and known and total > done + failed:
                 line += f", about {duration(elapsed / self.ends * (total - done - failed))} left"
             log.info("%s", line)

@@ -27,13 +27,13 @@ from filelock import FileLock
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.fields import at_least, setting
 from lstm_sweep.files import write_json, write_text
-from lstm_sweep.sweep.grid import quote
 from lstm_sweep.records import SLURM_FILE
 from lstm_sweep.run.slurm import MAX_REQUEUES_VARIABLE, TIME_LIMIT_SIGNAL
+from lstm_sweep.sweep.grid import quote
 
 log = logging.getLogger("lstm_sweep.sweep")
 
-JOBS_FOLDER = ".slurm"       # job scripts, task lists and the jobs' output
+JOBS_FOLDER = ".slurm"  # job scripts, task lists and the jobs' output
 
 
 @dataclass
@@ -71,31 +71,42 @@ def sbatch_options(settings: SlurmSettings, name: str) -> list[str]:
 def array_script(sweep_dir: Path, tasks_file: Path, settings: SlurmSettings, count: int) -> str:
     """The job array: task i trains run i of tasks_file."""
     spread = f"%{settings.array_parallelism}" if settings.array_parallelism else ""
-    lines = ["#!/bin/bash",
-             *(f"#SBATCH {o}" for o in sbatch_options(settings, f"lstm-sweep:{sweep_dir.name}")),
-             f"#SBATCH --array=0-{count - 1}{spread}",
-             f"#SBATCH --output={sweep_dir.absolute() / JOBS_FOLDER / '%A_%a.out'}",
-             "#SBATCH --open-mode=append",  # a requeued job's output goes on in the same file
-             "#SBATCH --requeue",
-             f"#SBATCH --signal=B:{TIME_LIMIT_SIGNAL.name.removeprefix('SIG')}@{settings.signal_delay_s}",
-             f"export {MAX_REQUEUES_VARIABLE}={settings.max_requeues}",
-             f"cd {shlex.quote(os.getcwd())}",
-             # exec: the warning goes to the batch shell, which is then the run itself
-             "exec " + shlex.join([sys.executable, "-m", "lstm_sweep.cli.slurm_task", str(tasks_file.absolute())])
-             + ' "$SLURM_ARRAY_TASK_ID"']
+    lines = [
+        "#!/bin/bash",
+        *(f"#SBATCH {o}" for o in sbatch_options(settings, f"lstm-sweep:{sweep_dir.name}")),
+        f"#SBATCH --array=0-{count - 1}{spread}",
+        f"#SBATCH --output={sweep_dir.absolute() / JOBS_FOLDER / '%A_%a.out'}",
+        "#SBATCH --open-mode=append",  # a requeued job's output goes on in the same file
+        "#SBATCH --requeue",
+        f"#SBATCH --signal=B:{TIME_LIMIT_SIGNAL.name.removeprefix('SIG')}@{settings.signal_delay_s}",
+        f"export {MAX_REQUEUES_VARIABLE}={settings.max_requeues}",
+        f"cd {shlex.quote(os.getcwd())}",
+        # exec: the warning goes to the batch shell, which is then the run itself
+        "exec "
+        + shlex.join([sys.executable, "-m", "lstm_sweep.cli.slurm_task", str(tasks_file.absolute())])
+        + ' "$SLURM_ARRAY_TASK_ID"',
+    ]
     return "\n".join(lines) + "\n"
 
 
 def report_script(sweep_dir: Path, settings: SlurmSettings) -> str:
     aggregate = Path(sys.executable).parent / "lstm-aggregate"
     out = ["--out", settings.report_out] if settings.report_out else []
-    options = [o for o in sbatch_options(settings, f"lstm-sweep-report:{sweep_dir.name}")
-               if not o.startswith(("--cpus-per-task", "--gpus", "--time"))]
-    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in options), "#SBATCH --cpus-per-task=1", "#SBATCH --time=60",
-             f"#SBATCH --output={sweep_dir.absolute() / JOBS_FOLDER / 'report-%j.out'}",
-             f"cd {shlex.quote(os.getcwd())}",
-             # the report is written whatever the runs' fate; its exit status says if any did not finish
-             "exec " + shlex.join([str(aggregate), str(sweep_dir.absolute()), *out])]
+    options = [
+        o
+        for o in sbatch_options(settings, f"lstm-sweep-report:{sweep_dir.name}")
+        if not o.startswith(("--cpus-per-task", "--gpus", "--time"))
+    ]
+    lines = [
+        "#!/bin/bash",
+        *(f"#SBATCH {o}" for o in options),
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --time=60",
+        f"#SBATCH --output={sweep_dir.absolute() / JOBS_FOLDER / 'report-%j.out'}",
+        f"cd {shlex.quote(os.getcwd())}",
+        # the report is written whatever the runs' fate; its exit status says if any did not finish
+        "exec " + shlex.join([str(aggregate), str(sweep_dir.absolute()), *out]),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -104,7 +115,9 @@ def sbatch(script: Path, *options: str) -> str:
     try:
         result = subprocess.run(["sbatch", "--parsable", *options, str(script)], capture_output=True, text=True)
     except FileNotFoundError:
-        raise ConfigError("hydra/launcher=slurm needs SLURM's sbatch on PATH: submit from a machine of the cluster") from None
+        raise ConfigError(
+            "hydra/launcher=slurm needs SLURM's sbatch on PATH: submit from a machine of the cluster"
+        ) from None
     if result.returncode != 0:
         raise ConfigError(f"sbatch refused {script.name}: {result.stderr.strip() or result.stdout.strip()}")
     return result.stdout.strip().split(";")[0]
@@ -128,8 +141,12 @@ def submit(sweep_dir: Path, tasks: list[dict], settings: SlurmSettings) -> dict:
             report_file = jobs / f"report-{number}.sh"
             write_text(report_file, report_script(sweep_dir, settings))
             report = sbatch(report_file, f"--dependency=afterany:{array}")
-        submission = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "array": array,
-                      "report": report, "runs": {task["run"]: f"{array}_{i}" for i, task in enumerate(tasks)}}
+        submission = {
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "array": array,
+            "report": report,
+            "runs": {task["run"]: f"{array}_{i}" for i, task in enumerate(tasks)},
+        }
         write_json(sweep_dir / SLURM_FILE, {"submissions": [*previous["submissions"], submission]})
     return submission
 
@@ -183,11 +200,27 @@ def submitted_runs(sweep_dir: Path) -> dict[str, dict]:
 # SLURM's job states (sacct's) as a run's, for `lstm-sweep --status` where the run's own record
 # cannot say more. A preempted or requeued job waits to run again: pending. COMPLETED is not
 # here: the run's own record says how it ended.
-JOB_STATES = {"PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "REQUEUE_FED": "pending",
-              "PREEMPTED": "pending", "CONFIGURING": "running", "RUNNING": "running", "COMPLETING": "running",
-              "RESIZING": "running", "SIGNALING": "running", "STAGE_OUT": "running", "SUSPENDED": "suspended",
-              "CANCELLED": "cancelled", "TIMEOUT": "timed out", "FAILED": "failed",
-              "NODE_FAIL": "failed", "OUT_OF_MEMORY": "failed", "BOOT_FAIL": "failed", "DEADLINE": "failed"}
+JOB_STATES = {
+    "PENDING": "pending",
+    "REQUEUED": "pending",
+    "REQUEUE_HOLD": "pending",
+    "REQUEUE_FED": "pending",
+    "PREEMPTED": "pending",
+    "CONFIGURING": "running",
+    "RUNNING": "running",
+    "COMPLETING": "running",
+    "RESIZING": "running",
+    "SIGNALING": "running",
+    "STAGE_OUT": "running",
+    "SUSPENDED": "suspended",
+    "CANCELLED": "cancelled",
+    "TIMEOUT": "timed out",
+    "FAILED": "failed",
+    "NODE_FAIL": "failed",
+    "OUT_OF_MEMORY": "failed",
+    "BOOT_FAIL": "failed",
+    "DEADLINE": "failed",
+}
 # A job in these states has not ended.
 LIVE_WORDS = ("pending", "running", "suspended")
 LIVE_STATES = tuple(state for state, word in JOB_STATES.items() if word in LIVE_WORDS)
@@ -208,8 +241,9 @@ def ended_without_outcome(runs: list[str], submitted: dict[str, dict]) -> dict[s
     for run, job in jobs.items():
         state = states.get(job)
         if state and state["state"] not in LIVE_STATES:
-            ended[run] = (f"its SLURM job {job} ended {state['state']} (exit {state['exit']}) "
-                          "before the run recorded an outcome")
+            ended[run] = (
+                f"its SLURM job {job} ended {state['state']} (exit {state['exit']}) before the run recorded an outcome"
+            )
     return ended
 
 
@@ -219,9 +253,20 @@ def job_states(job_ids: list[str]) -> dict[str, dict]:
     if not job_ids:
         return {}
     arrays = sorted({j.split("_")[0] for j in job_ids})
-    result = subprocess.run(["sacct", "--noheader", "--parsable2", "--duplicates", "--allocations",
-                             "--format=JobID,State,ExitCode", "--jobs", ",".join(arrays)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--duplicates",
+            "--allocations",
+            "--format=JobID,State,ExitCode",
+            "--jobs",
+            ",".join(arrays),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise ConfigError(f"sacct cannot tell the jobs' states: {result.stderr.strip()}")
     states: dict[str, dict] = {}

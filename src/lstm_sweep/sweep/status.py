@@ -51,8 +51,9 @@ def run_states(sweep_dir: Path) -> list[dict]:
         else:
             state = JOB_STATES.get(job_state, job_state.lower())
             error = error or f"job {job} {job_state} (exit {slurm.get('exit')})"
-        rows.append({"run": name, "state": state, "job": job or "", "requeues": slurm.get("requeues", 0),
-                     "detail": error})
+        rows.append(
+            {"run": name, "state": state, "job": job or "", "requeues": slurm.get("requeues", 0), "detail": error}
+        )
     return rows
 
 
