@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from helpers import gradcheck_stack
-from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
+from lstm_sweep.model.cells import CELLS, ModelOneCell, ModelTwoCell
 from lstm_sweep.model.stack import CellStack, TorchLSTMStack, build_stack
 from numpy_lstm import stack_forward_backward
 
@@ -266,7 +266,7 @@ def test_torch_baseline_has_the_stack_interface():
 # ----------------------------------------------------------------------------- dropout, errors
 
 
-@pytest.mark.parametrize("cell", ["one", "two", "gru", "rnn", "torch"])
+@pytest.mark.parametrize("cell", [*sorted(CELLS), "torch"])
 def test_dropout_acts_between_layers_and_on_top_only(cell):
     torch.manual_seed(0)
     stack = build_stack(cell, E, H, 2, dropout=0.5).double()

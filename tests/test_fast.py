@@ -5,9 +5,10 @@ import torch
 
 from helpers import gradcheck_stack
 from lstm_sweep.model import fast
-from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
+from lstm_sweep.model.cells import CELLS
 from lstm_sweep.model.stack import CellStack
 
+FAST_CELLS = [name for name, cell in CELLS.items() if cell.has_fast_path]  # every cell that claims it
 T, B, E, H = 7, 3, 6, 5  # H = 5 is not a multiple of any vector width: the tails run too
 
 
@@ -54,7 +55,7 @@ def problem(num_layers, dtype, with_state):
 
 @pytest.mark.parametrize("with_state", [True, False])
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("cell", ["one", "two"])
+@pytest.mark.parametrize("cell", FAST_CELLS)
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_fast_matches_reference(kernels, cell, num_layers, with_state, dtype, tol):
     reference, fast_stack = pair(cell, num_layers, dtype)
@@ -74,7 +75,7 @@ def test_fast_matches_reference(kernels, cell, num_layers, with_state, dtype, to
         assert close(grads_f[name], grads_r[name]), name
 
 
-@pytest.mark.parametrize("cell", ["one", "two"])
+@pytest.mark.parametrize("cell", FAST_CELLS)
 def test_evaluation_skips_the_backward_state_and_gives_the_same_numbers(kernels, cell):
     reference, fast_stack = pair(cell, 2, torch.float64)
     x, states, _, _ = problem(2, torch.float64, with_state=True)
@@ -86,13 +87,13 @@ def test_evaluation_skips_the_backward_state_and_gives_the_same_numbers(kernels,
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("cell", ["one", "two"])
+@pytest.mark.parametrize("cell", FAST_CELLS)
 def test_fast_gradcheck_through_the_cells_own_parameters(kernels, cell, num_layers):
     torch.manual_seed(3)
     assert gradcheck_stack(CellStack(cell, 3, 2, num_layers, impl="fast"), seed=3)
 
 
-@pytest.mark.parametrize("cell_class", [ModelOneCell, ModelTwoCell])
+@pytest.mark.parametrize("cell_class", [CELLS[name] for name in FAST_CELLS])
 def test_packing_keeps_the_cells_own_parameters(kernels, cell_class):
     torch.manual_seed(4)
     cell = cell_class(E, H)
