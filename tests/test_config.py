@@ -206,3 +206,26 @@ def test_the_older_plus_spelling_of_an_experiment_still_works(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "unk_token: <unk_word>" in proc.stdout
+
+
+def test_the_language_model_takes_exactly_the_model_keys():
+    """LanguageModel(vocab_size, **model): a key added to ModelConfig is an argument, or this fails."""
+    import inspect
+
+    from lstm_sweep.model.lm import LanguageModel
+
+    arguments = set(inspect.signature(LanguageModel).parameters) - {"vocab_size"}
+    assert arguments == {f.name for f in fields(ModelConfig)}
+
+
+def test_the_trainer_keys_marked_for_lightning_are_its_trainers_arguments():
+    import inspect
+
+    import pytorch_lightning as pl
+
+    from lstm_sweep.run.config import TrainerConfig, lightning_arguments
+
+    passed = lightning_arguments(compose_run().trainer)
+    assert passed and set(passed) <= set(inspect.signature(pl.Trainer).parameters)
+    assert set(passed) == {f.name for f in fields(TrainerConfig) if f.metadata.get("lightning")}
+    assert passed["max_epochs"] == 2 and passed["log_every_n_steps"] == 20

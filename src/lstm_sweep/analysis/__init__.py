@@ -1,1 +1,2 @@
-"""analysis"""
+"""A sweep folder → report: reading and verifying runs (read.py), statistics, comparisons,
+tables, figures and REPORT.md."""
