@@ -6,13 +6,25 @@ import sys
 import zipfile
 from pathlib import Path
 
+import lstm_sweep
 from hydra_plugins.lstm_sweep_configs.source import config_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_hydra_reads_the_repositorys_yaml_in_an_editable_install():
-    assert config_folders() == (ROOT / "conf", ROOT / "experiments")
+def test_hydra_reads_the_yaml_of_the_package_it_runs():
+    """Editable: the repository's conf/ and experiments/; installed: the copies the package
+    carries, which are the repository's."""
+    conf, experiments = config_folders()
+    package = Path(lstm_sweep.__file__).resolve().parent
+    if package == ROOT / "src" / "lstm_sweep":
+        assert (conf, experiments) == (ROOT / "conf", ROOT / "experiments")
+    else:
+        assert (conf, experiments) == (package / "conf", package / "experiments")
+    for ours, theirs in ((ROOT / "conf", conf), (ROOT / "experiments", experiments)):
+        files = sorted(p.relative_to(ours) for p in ours.rglob("*.yaml"))
+        assert files and files == sorted(p.relative_to(theirs) for p in theirs.rglob("*.yaml"))
+        assert all((ours / f).read_text() == (theirs / f).read_text() for f in files)
 
 
 def build_wheel(folder: Path) -> Path:
@@ -39,6 +51,7 @@ def test_the_wheel_carries_every_config_and_the_kernels_source(tmp_path):
 COMPOSE_FROM_THE_WHEEL = """
 import lstm_sweep
 from lstm_sweep.run.config import compose
+import lstm_sweep
 from hydra_plugins.lstm_sweep_configs.source import config_folders
 cfg = compose("experiment=report2021", "data.root=x")
 print(lstm_sweep.__file__, config_folders()[1], cfg.optim.lr, cfg.model.hidden_size, sep="\\n")
