@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from helpers import gradcheck_stack
-from lstm_sweep.model.cells import CELLS, ModelOneCell, ModelTwoCell
+from lstm_sweep.model.cells import ModelOneCell, ModelTwoCell
+from lstm_sweep.model.registry import CELLS
 from lstm_sweep.model.stack import CellStack, TorchLSTMStack, build_stack
 from numpy_lstm import stack_forward_backward
 

@@ -14,8 +14,8 @@ from lstm_sweep.cli.overrides import check_overrides
 from lstm_sweep.data.config import DataConfig
 from lstm_sweep.data.protocols import PROTOCOLS
 from lstm_sweep.errors import ConfigError
-from lstm_sweep.model.cells import CELLS
 from lstm_sweep.model.config import ModelConfig
+from lstm_sweep.model.registry import names
 from lstm_sweep.run import optim
 from lstm_sweep.run.config import SCHEDULES, check_config
 
@@ -23,7 +23,7 @@ from lstm_sweep.run.config import SCHEDULES, check_config
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["model.cell=three"], "model.cell='three' is not one of one, two, gru, rnn, torch"),
+        (["model.cell=three"], r"model.cell='three' is not a cell: neither a built-in or registered one \(one, two"),
         (["model.init=xavier"], "model.init='xavier' is not one of linear, uniform, normal"),
         (["model.num_layers=0"], "model.num_layers=0 must be an integer >= 1"),
         (["model.hidden_size=-3"], "model.hidden_size=-3 must be an integer >= 1"),
@@ -130,7 +130,7 @@ def test_every_shipped_configuration_passes_its_own_checks():
 
 def test_the_registries_offer_exactly_the_schemas_choices():
     choices = {f.name: f.metadata.get("choices") for f in fields(ModelConfig) + fields(DataConfig)}
-    assert set(choices["cell"]) == {*CELLS, "torch"}
+    assert {"one", "two", "gru", "rnn", "vanilla", "cifg", "fgr"} <= set(names())  # model.cell: registry.py
     assert set(choices["protocol"]) == set(PROTOCOLS)
     assert set(SCHEDULES) == set(optim.SCHEDULES)
 

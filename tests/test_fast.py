@@ -1,14 +1,16 @@
-"""The fast path (`model.impl=fast`) against the step-wise cells, for both of its kernels."""
+"""The LSTM fast path (`model.impl=fast`) against the step-wise cells, for both of its kernels
+(the variants' fast path: test_zoo.py)."""
 
 import pytest
 import torch
 
 from helpers import gradcheck_stack
 from lstm_sweep.model import fast
-from lstm_sweep.model.cells import CELLS
+from lstm_sweep.model.cells import LSTMCell
+from lstm_sweep.model.registry import CELLS
 from lstm_sweep.model.stack import CellStack
 
-FAST_CELLS = [name for name, cell in CELLS.items() if cell.has_fast_path]  # every cell that claims it
+FAST_CELLS = [name for name, cell in CELLS.items() if issubclass(cell, LSTMCell)]  # the LSTM kernel's cells
 T, B, E, H = 7, 3, 6, 5  # H = 5 is not a multiple of any vector width: the tails run too
 
 

@@ -225,7 +225,7 @@ def test_a_sweep_completed_by_cluster_jobs_and_a_local_process_at_once_trains_ea
         "data.generator.train_tokens=20000",
         "trainer.max_epochs=2",
         "model.num_layers=1",
-        "model.cell=one,two",
+        "model.cell=one,fgr",  # a variant too: FGR's state is five tensors, resumed and reported alike
         "seed=0,1",
     ]
     submitted = lstm_sweep(

@@ -216,36 +216,16 @@ def configuration_page() -> str:
 
 
 def cli_page() -> str:
+    """Every console script the installed package declares, by the parser its module builds
+    (lstm-train's is Hydra's own), so a new command appears here without an edit."""
+    import importlib
+    from importlib.metadata import distribution
+
     from hydra._internal.utils import get_args_parser
 
-    from lstm_sweep.cli import aggregate, bench, generate, sweep
-
-    train = get_args_parser()
-    train.prog, train.description = "lstm-train", "One run, or with --multirun a sweep of runs."
-    for action in train._actions:
-        if {"--shell-completion", "--experimental-rerun"} & set(action.option_strings):
-            action.help = argparse.SUPPRESS  # Hydra's shell set-up and its experiments: not ours to document
-    commands = [
-        (
-            "lstm-train",
-            "One run, or with `-m` a sweep of runs, as Hydra composes it. Its overrides are the "
-            "[configuration](configuration.md)'s keys; the options are Hydra's own.",
-            train,
-        ),
-        (
-            "lstm-sweep",
-            "The main job: a Hydra multirun of an experiment's grid, then its report "
-            "([sweeps and reports](../guides/sweeps-and-reports.md)).",
-            sweep.build_parser(),
-        ),
-        ("lstm-aggregate", "A sweep's tables, statistics, figures and REPORT.md.", aggregate.build_parser()),
-        ("lstm-generate", "Text sampled from a trained run, the way it was trained.", generate.build_parser()),
-        (
-            "lstm-bench",
-            "How fast the hand-written cells are against `torch.nn.LSTM` ([the fast path](../concepts/fast-path.md)).",
-            bench.build_parser(),
-        ),
-    ]
+    declared = [ep for ep in distribution("lstm-sweep").entry_points if ep.group == "console_scripts"]
+    rank = {name: k for k, name in enumerate(["lstm-train", "lstm-sweep", "lstm-aggregate", "lstm-generate"])}
+    scripts = {ep.name: ep.value for ep in sorted(declared, key=lambda ep: (rank.get(ep.name, len(rank)), ep.name))}
     parts = [
         "# Command-line reference",
         "",
@@ -253,6 +233,20 @@ def cli_page() -> str:
         "line and exit status 1.",
         "",
     ]
-    for name, what, parser in commands:
+    for name, target in scripts.items():
+        module = importlib.import_module(target.split(":")[0])
+        if hasattr(module, "build_parser"):
+            parser = module.build_parser()
+            what = parser.description
+        else:  # lstm-train: Hydra reads its command line
+            parser = get_args_parser()
+            parser.prog, parser.description = name, "One run, or with --multirun a sweep of runs."
+            for action in parser._actions:
+                if {"--shell-completion", "--experimental-rerun"} & set(action.option_strings):
+                    action.help = argparse.SUPPRESS  # Hydra's shell set-up and experiments: not ours to document
+            what = (
+                "One run, or with `-m` a sweep of runs, as Hydra composes it. Its overrides are the "
+                "[configuration](configuration.md)'s keys; the options are Hydra's own."
+            )
         parts += [f"## {name}", "", what, "", "```text", parser.format_help().rstrip(), "```", ""]
     return "\n".join(parts)

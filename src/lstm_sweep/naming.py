@@ -1,5 +1,7 @@
 """How runs and factors are named for people: run folders, table headers, verdicts."""
 
+import re
+
 # Keys that say where a run's files are or how it shows progress, not what it computes: they
 # may differ when a run is resumed or a sweep completed, and are no factor of a report.
 NOT_RESULTS = (
@@ -19,6 +21,7 @@ NOT_RESULTS = (
 # two of them would then read alike.
 SHORT_KEYS = {"model.cell": "cell", "model.num_layers": "layers"}
 GROUP_PREFIXES = ("model.", "data.", "optim.", "trainer.")
+DOTTED_PATH = re.compile(r"[A-Za-z_]\w*([.:][A-Za-z_]\w*)+")  # mypkg.cells.CIFG, not 0.001
 
 
 def run_name(override_dirname: str) -> str:
@@ -31,6 +34,12 @@ def run_name(override_dirname: str) -> str:
     return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
 
 
+def readable(value) -> str:
+    """A value as people read it: a class's dotted path (`mypkg.cells.CIFG`) by its name."""
+    text = str(value)
+    return text.replace(":", ".").rsplit(".", 1)[-1] if DOTTED_PATH.fullmatch(text) else text
+
+
 def trial_label(run_dir) -> str:
     """A sweep run's name in TensorBoard's HPARAMS table, whose Trial ID column shows some
     17 characters: the swept values in the order of their columns, then the sweep's folder,
@@ -40,7 +49,7 @@ def trial_label(run_dir) -> str:
     items = split_top_level(run_dir.name)
     if not all("=" in item for item in items):
         return ""
-    return " · ".join([*(item.split("=", 1)[1] for item in items), run_dir.parent.name])
+    return " · ".join([*(readable(item.split("=", 1)[1]) for item in items), run_dir.parent.name])
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
@@ -76,7 +85,7 @@ def level_label(factor: str | None, value) -> str:
     if factor is None:
         return str(value)
     if factor == "model.cell":
-        return f"model {value}" if value in ("one", "two") else f"cell {value}"
+        return f"model {value}" if value in ("one", "two") else f"cell {readable(value)}"
     if factor == "model.num_layers":
         return f"{value} layer{'s' if value != 1 else ''}"
     return f"{short_key(factor)}={value}"

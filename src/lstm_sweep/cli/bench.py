@@ -12,7 +12,9 @@ machine that speeds up or slows down affects all alike) and summarised by the me
    fraction of a simple roofline: its GEMM FLOPs at the measured GEMM rate plus the
    optimizer's memory traffic at the measured memory bandwidth;
 3. `lstm-train` itself (Lightning, the callbacks, logging) against a bare PyTorch loop over
-   the same model, batches and optimizer, in tokens/s of training, in this process.
+   the same model, batches and optimizer, in tokens/s of training, in this process;
+4. the LSTM variants of Greff et al. (model/zoo.py), forward + backward of one layer on
+   their fast path at the PTB-small shape, each against model two's fast path.
 
 Ratios come from one run on one machine; absolute times move with the machine's load.
 """
@@ -27,11 +29,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 
 from lstm_sweep.fields import plain
 from lstm_sweep.model.stack import build_stack
+from lstm_sweep.model.timing import layer_flops, time_stacks
 from lstm_sweep.run.config import compose
 
 # (B, T, E, H): the course setting with the course script's default H, PTB small and
@@ -78,11 +82,6 @@ def memory_gbytes_per_sec(repeats: int, n: int = 1 << 26) -> float:
     return 2 * 4 * n / statistics.median(times) / 1e9
 
 
-def layer_flops(B: int, T: int, E: int, H: int) -> int:
-    """GEMM FLOPs of forward + backward: 3 × (2·T·B·4H·(E + H)) (forward, data and weight grads)."""
-    return 3 * 2 * T * B * 4 * H * (E + H)
-
-
 def step_roofline_seconds(
     batch: int, n_step: int, vocab: int, size: int, parameters: int, gemm: float, bandwidth: float
 ) -> float:
@@ -94,29 +93,41 @@ def step_roofline_seconds(
 
 
 def time_layers(shape, repeats: int, warmup: int) -> dict[str, float]:
-    B, T, E, H = shape
+    E, H = shape[2:]
     torch.manual_seed(0)
-    x = torch.randn(T, B, E, requires_grad=True)
-    grad = torch.randn(T, B, H)
     layers = {
         f"{cell}/{impl}": build_stack(cell, E, H, 1, impl=impl if impl != "-" else "fast")
         for cell, impl in LAYER_VARIANTS
     }
+    return time_stacks(layers, shape, repeats, warmup)
 
-    def once(layer) -> float:
-        start = time.perf_counter()
-        out, _ = layer(x)
-        out.backward(grad)
-        return time.perf_counter() - start
 
-    for layer in layers.values():
-        for _ in range(warmup):
-            once(layer)
-    times: dict[str, list[float]] = {name: [] for name in layers}
-    for _ in range(repeats):
-        for name, layer in layers.items():
-            times[name].append(once(layer))
-    return {name: statistics.median(t) for name, t in times.items()}
+def time_zoo(shape, repeats: int, warmup: int) -> dict:
+    """The variants' fast path against model two's (and nn.LSTM), interleaved at one shape."""
+    from lstm_sweep.model.registry import CELLS
+    from lstm_sweep.model.zoo import GreffCell
+
+    E, H = shape[2:]
+    torch.manual_seed(0)
+    variants = [name for name, cell in CELLS.items() if issubclass(cell, GreffCell)]
+    stacks = {"two/fast": build_stack("two", E, H, 1), "torch/-": build_stack("torch", E, H, 1)}
+    stacks |= {f"{name}/fast": build_stack(name, E, H, 1) for name in variants}
+    medians = time_stacks(stacks, shape, repeats, warmup)
+    flops = {"two/fast": layer_flops(*shape), "torch/-": layer_flops(*shape)}
+    flops |= {f"{name}/fast": cast(type[GreffCell], CELLS[name]).structure().layer_flops(*shape) for name in variants}
+    return {
+        "shape": dict(zip("BTEH", shape)),
+        "variants": {
+            name: {
+                "seconds": t,
+                "ratio_vs_two": medians["two/fast"] / t,
+                "ratio_vs_torch": medians["torch/-"] / t,
+                "gflops": flops[name] / t / 1e9,
+                "flops_vs_two": flops[name] / flops["two/fast"],
+            }
+            for name, t in medians.items()
+        },
+    }
 
 
 def time_training_steps(
@@ -267,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step-repeats", type=int, default=40, help="timed training steps per variant")
     parser.add_argument("--no-layers", action="store_true", help="skip the one-layer measurement")
     parser.add_argument("--no-steps", action="store_true", help="skip the training-step measurement")
+    parser.add_argument("--no-zoo", action="store_true", help="skip the LSTM variants' measurement")
+    parser.add_argument(
+        "--zoo-shape",
+        type=parse_shape,
+        default=(20, 35, 200, 200),
+        metavar="B,T,E,H",
+        help="the LSTM variants' shape (default: PTB small)",
+    )
     parser.add_argument(
         "--train-batches",
         type=int,
@@ -325,6 +344,18 @@ def main(argv: list[str] | None = None) -> int:
         results["layers"].append({"shape": dict(zip("BTEH", shape)), "variants": row})
         cells = [f"{r['seconds'] * 1e3:7.2f}ms {r['ratio_vs_torch']:5.2f}x {r['gflops']:5.1f}" for r in row.values()]
         print(f"{','.join(map(str, shape)):>16} | " + " | ".join(f"{c:>24}" for c in cells))
+
+    if not args.no_zoo:
+        results["zoo"] = time_zoo(args.zoo_shape, args.repeats, args.warmup)
+        print(
+            f"\nthe LSTM variants, forward + backward of one layer at B,T,E,H = {','.join(map(str, args.zoo_shape))} "
+            f"(median s; ratio = model two fast's time / this time; GFLOP/s; FLOPs against model two's)"
+        )
+        for name, r in results["zoo"]["variants"].items():
+            print(
+                f"{name:>24}: {r['seconds'] * 1e3:7.2f} ms  {r['ratio_vs_two']:5.2f}x model two  "
+                f"{r['ratio_vs_torch']:5.2f}x torch  {r['gflops']:6.1f} GFLOP/s  {r['flops_vs_two']:4.2f}x the FLOPs"
+            )
 
     if not args.no_steps:
         setting = report2021_setting()

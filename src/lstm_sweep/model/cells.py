@@ -23,23 +23,40 @@ And, for the wider lab, PyTorch's GRU and the plain (Elman, tanh) RNN:
 These step functions are the definition of the cells (and the oracle for any faster
 path); running them over time and depth is the layer stack's job (`stack.py`).
 A state is a tuple: (h, c) for the LSTM cells, (h,) for the others.
+
+`RecurrentCell` is the contract every cell meets — these, the LSTM variants of zoo.py and a
+user's own (docs/add-your-own-cell.md); `register_cell` names one for `model.cell`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
+
+from lstm_sweep.model.fast import lstm_layer
 
 State = tuple[Tensor, ...]  # (h, c) or (h,), each (batch, hidden)
 
 
 class RecurrentCell(nn.Module):
-    """What the stack needs from a cell: sizes, a zero state, one step, gate parameters."""
+    """The contract of a cell: what the stack, the initialisation rules and the checks need.
+
+    - `state_tensors`: how many tensors a state holds, each (batch, hidden); the first is
+      the output h that the next layer and the decoder read;
+    - `forward(x, state) -> state`: one time step, the cell's definition;
+    - `gate_parameters()`: (weight, bias or None, fan_in) of every matrix, and
+      `vector_parameters()`: (vector, fan_in) of every other parameter (peepholes) — what
+      `model.init`'s rules draw; together they name every parameter;
+    - optionally a sequence-level fast path: `has_fast_path = True` and
+      `forward_sequence(x, state)`, equal to stepping `forward` over x.
+    """
 
     state_tensors = 2  # (h, c)
-    has_fast_path = False  # True: it also runs as whole sequences (fast.py), as the LSTM cells do
+    has_fast_path = False  # True: forward_sequence runs a whole sequence at once
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
         """A subclass makes its parameters, then calls `self.reset_parameters(init)`."""
@@ -57,7 +74,15 @@ class RecurrentCell(nn.Module):
         """(weight, bias, fan_in) per gate matrix, for the initialisation rules."""
         raise NotImplementedError
 
-    # The fast path (fast.py) keeps the gate matrices as row blocks of packed buffers and
+    def vector_parameters(self) -> list[tuple[Tensor, int]]:
+        """(vector, fan_in) of the parameters that are neither a matrix nor its bias (peepholes)."""
+        return []
+
+    def forward_sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """x (T, B, E) from `state` → (outputs (T, B, H), last state), at once: the fast path."""
+        raise NotImplementedError
+
+    # The LSTM fast path (fast.py) keeps the gate matrices as row blocks of packed buffers and
     # reads them as w_ih (4H, E) and w_hh (4H, H), gate blocks in the order i, f, g, o.
 
     def packed_groups(self) -> list[list[nn.Parameter]]:
@@ -73,13 +98,21 @@ class RecurrentCell(nn.Module):
         raise NotImplementedError
 
     def reset_parameters(self, init: str = "linear") -> None:
-        init_gate_parameters(self.gate_parameters(), init, self.hidden_size)
+        init_gate_parameters(self.gate_parameters(), init, self.hidden_size, self.vector_parameters())
 
 
-class ModelOneCell(RecurrentCell):
-    """Model one: four gate matrices of shape H×(H+E) over z = [h, x]."""
+class LSTMCell(RecurrentCell):
+    """The two compared LSTM cells' shared fast path: their gate matrices read as one
+    w_ih, w_hh and bias in the order i, f, g, o (fast.py's compiled LSTM kernel)."""
 
     has_fast_path = True
+
+    def forward_sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return lstm_layer(self, x, state)
+
+
+class ModelOneCell(LSTMCell):
+    """Model one: four gate matrices of shape H×(H+E) over z = [h, x]."""
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
         super().__init__(input_size, hidden_size)
@@ -111,15 +144,19 @@ class ModelOneCell(RecurrentCell):
     def packed_bias(self):
         return torch.cat([self.b_i, self.b_f, self.b_c, self.b_o])
 
+    def torch_lstm_weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """nn.LSTM's (w_ih, w_hh, b_ih, b_hh) computing this cell: W_g = [W_hg | W_ig] split back."""
+        H = self.hidden_size
+        w = torch.cat([self.W_i, self.W_f, self.W_c, self.W_o])
+        return w[:, H:], w[:, :H], self.packed_bias(), torch.zeros_like(self.packed_bias())
+
     def gate_parameters(self):
         z_size = self.hidden_size + self.input_size
         return [(getattr(self, f"W_{g}"), getattr(self, f"b_{g}"), z_size) for g in "fico"]
 
 
-class ModelTwoCell(RecurrentCell):
+class ModelTwoCell(LSTMCell):
     """Model two: W_i* (H×E) on the input and W_h* (H×H) on the state, a bias on each."""
-
-    has_fast_path = True
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "linear"):
         super().__init__(input_size, hidden_size)
@@ -150,6 +187,15 @@ class ModelTwoCell(RecurrentCell):
     def packed_bias(self):
         return torch.cat([self.b_ii, self.b_if, self.b_ig, self.b_io]) + torch.cat(
             [self.b_hi, self.b_hf, self.b_hg, self.b_ho]
+        )
+
+    def torch_lstm_weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """nn.LSTM's (w_ih, w_hh, b_ih, b_hh): the same matrices, row block by row block."""
+        return (
+            torch.cat([self.W_ii, self.W_if, self.W_ig, self.W_io]),
+            torch.cat([self.W_hi, self.W_hf, self.W_hg, self.W_ho]),
+            torch.cat([self.b_ii, self.b_if, self.b_ig, self.b_io]),
+            torch.cat([self.b_hi, self.b_hf, self.b_hg, self.b_ho]),
         )
 
     def gate_parameters(self):
@@ -211,17 +257,36 @@ def _param(*shape: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape))  # filled by reset_parameters
 
 
-CELLS: dict[str, type[RecurrentCell]] = {"one": ModelOneCell, "two": ModelTwoCell, "gru": GRUCell, "rnn": RNNCell}
+# model.cell's names: the cells here, zoo.py's, and any a user registers (registry.py).
+REGISTERED: dict[str, type[RecurrentCell]] = {}
+Cell = TypeVar("Cell", bound=type[RecurrentCell])
+
+
+def register_cell(name: str) -> Callable[[Cell], Cell]:
+    """A class decorator: `@register_cell("cifg")` makes the class `model.cell=cifg`."""
+
+    def register(cell: Cell) -> Cell:
+        if name in REGISTERED and REGISTERED[name] is not cell:
+            raise ValueError(f"model.cell={name!r} is taken by {REGISTERED[name].__qualname__}")
+        REGISTERED[name] = cell
+        return cell
+
+    return register
+
+
+for _name, _cell in {"one": ModelOneCell, "two": ModelTwoCell, "gru": GRUCell, "rnn": RNNCell}.items():
+    register_cell(_name)(_cell)
 
 
 @torch.no_grad()
-def init_gate_parameters(params, init: str, hidden_size: int) -> None:
-    """Initialise (weight, bias, fan_in) triples by one of the rules `model.init` allows.
+def init_gate_parameters(params, init: str, hidden_size: int, vectors=()) -> None:
+    """Initialise (weight, bias, fan_in) triples, and (vector, fan_in) pairs, by one of the
+    rules `model.init` allows.
 
     linear:  like nn.Linear with that matrix's own fan-in (the course code built its gates
-             from nn.Linear): W, b ~ U(±1/√fan_in).
+             from nn.Linear): W, b ~ U(±1/√fan_in); a vector like a bias of that fan-in.
     uniform: U(±1/√H) for everything, torch.nn.LSTM's rule.
-    normal:  W ~ N(0, 0.01²), b = 0, the d2l rule.
+    normal:  W ~ N(0, 0.01²), b = 0 and vectors 0, the d2l rule.
     """
     if init not in ("linear", "uniform", "normal"):  # the config schema admits only these
         raise ValueError(f"unknown init rule {init!r}")
@@ -240,3 +305,9 @@ def init_gate_parameters(params, init: str, hidden_size: int) -> None:
                 nn.init.zeros_(bias)
             else:
                 nn.init.uniform_(bias, -bound, bound)
+    for vector, fan_in in vectors:
+        if init == "normal":
+            nn.init.zeros_(vector)
+        else:
+            bound = 1.0 / math.sqrt(fan_in if init == "linear" else hidden_size)
+            nn.init.uniform_(vector, -bound, bound)

@@ -9,20 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from lstm_sweep.errors import ConfigError
 from lstm_sweep.fields import Check, at_least, one_of, setting, within
 
 
 @dataclass
 class ModelConfig:
-    cell: str = one_of(
+    cell: str = setting(
         "one",
-        "two",
-        "gru",
-        "rnn",
-        "torch",
-        default="one",
-        doc="one, two: the compared hand-written LSTM cells; gru, rnn: hand-written too; "
-        "torch: torch.nn.LSTM, a speed baseline only",
+        "one, two: the compared hand-written LSTM cells; gru, rnn: hand-written too; vanilla, nig, nfg, nog, "
+        "niaf, noaf, np, cifg, fgr: the LSTM variants of Greff et al.; a registered name or a dotted path "
+        "to your own cell class (docs: your own cell); torch: torch.nn.LSTM, a speed baseline only",
     )
     impl: str = one_of(
         "fast",
@@ -51,6 +48,26 @@ class ModelConfig:
     decoder_bias_init: Optional[float] = setting(None, "null: nn.Linear's initialisation; a number: that constant")
 
 
+def cell_fault(name: str) -> str | None:
+    """Why `model.cell=name` names no usable cell (one line), or None: it must resolve, and a
+    tiny instance of it keep the contract (check.py)."""
+    from lstm_sweep.model.check import contract_fault
+    from lstm_sweep.model.registry import BASELINE, resolve_cell
+
+    if name == BASELINE:
+        return None
+    try:
+        cell = resolve_cell(name)
+    except ConfigError as err:
+        return str(err)
+    fault = contract_fault(cell)
+    return f"model.cell={name!r}: {fault}" if fault else None
+
+
+def _cell(cfg: Any) -> str | None:
+    return cell_fault(cfg.model.cell)
+
+
 def _tied_sizes(cfg: Any) -> str | None:
     m = cfg.model
     if m.tie_weights and m.embedding_size != m.hidden_size:
@@ -61,4 +78,4 @@ def _tied_sizes(cfg: Any) -> str | None:
     return None
 
 
-CHECKS: tuple[Check, ...] = (_tied_sizes,)
+CHECKS: tuple[Check, ...] = (_cell, _tied_sizes)

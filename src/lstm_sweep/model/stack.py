@@ -7,13 +7,30 @@ tuple per layer — (h, c) for the LSTM cells, (h,) for GRU and RNN — each ten
 
 from __future__ import annotations
 
+import logging
 from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-from lstm_sweep.model.cells import CELLS, RecurrentCell, State, init_gate_parameters
-from lstm_sweep.model.fast import lstm_layer
+from lstm_sweep.model.cells import RecurrentCell, State, init_gate_parameters
+from lstm_sweep.model.registry import BASELINE, resolve_cell
+
+log = logging.getLogger(__name__)
+
+
+_warned: set[type] = set()
+
+
+def warn_step_by_step(cell: type) -> None:
+    """Once per cell class: model.impl=fast asked for, but the cell has no fast path."""
+    if cell not in _warned:
+        _warned.add(cell)
+        log.warning(
+            "%s has no sequence-level fast path: it runs step by step, a Python loop of small ops per time "
+            "step, typically several times slower than a fast cell (lstm-bench measures it)",
+            cell.__qualname__,
+        )
 
 
 def run_cell(cell: nn.Module, x: Tensor, state: State) -> tuple[Tensor, State]:
@@ -26,9 +43,9 @@ def run_cell(cell: nn.Module, x: Tensor, state: State) -> tuple[Tensor, State]:
 
 
 class CellStack(nn.Module):
-    """N layers of one of our hand-written cells, run step by step (`reference`, the
-    definition) or a whole sequence at a time (`fast`, see fast.py; the LSTM cells only —
-    GRU and RNN always run step by step)."""
+    """N layers of a cell, run step by step (`reference`, the definition) or a whole sequence
+    at a time (`fast`: the cell's forward_sequence, where it has one — the LSTM cells and the
+    variants; others run step by step, after one warning that says what it costs)."""
 
     def __init__(
         self,
@@ -41,22 +58,28 @@ class CellStack(nn.Module):
         impl: str = "fast",
     ):
         super().__init__()
+        cell_class = resolve_cell(cell) if isinstance(cell, str) else cell  # a name or path, or the class
+        if impl == "fast" and not cell_class.has_fast_path:
+            warn_step_by_step(cell_class)
         self.impl = impl
-        cell_class = CELLS[cell] if isinstance(cell, str) else cell  # a registered name, or the class
         self.layers = nn.ModuleList(
             cell_class(input_size if k == 0 else hidden_size, hidden_size, init) for k in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)
 
+    @property
+    def cells(self) -> list[RecurrentCell]:
+        """The layers' cells, bottom first."""
+        return [cast(RecurrentCell, layer) for layer in self.layers]
+
     def forward(self, x: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
         final = []
-        for k, module in enumerate(self.layers):
-            layer = cast(RecurrentCell, module)
+        for k, layer in enumerate(self.cells):
             if k > 0:
                 x = self.dropout(x)
             layer_state = state[k] if state is not None else layer.zero_state(x.shape[1], x)
             if self.impl == "fast" and layer.has_fast_path:
-                x, layer_state = lstm_layer(layer, x, layer_state)
+                x, layer_state = layer.forward_sequence(x, layer_state)
             else:
                 x, layer_state = run_cell(layer, x, layer_state)
             final.append(layer_state)
@@ -101,7 +124,8 @@ def build_stack(
     init: str = "linear",
     impl: str = "fast",
 ) -> nn.Module:
-    """The layer stack for `model.cell` (one of CELLS, or "torch" for the nn.LSTM baseline)."""
-    if cell == "torch":
+    """The layer stack for `model.cell` (a cell registry.py resolves, or "torch" for the
+    nn.LSTM baseline)."""
+    if cell == BASELINE:
         return TorchLSTMStack(input_size, hidden_size, num_layers, dropout, init)
     return CellStack(cell, input_size, hidden_size, num_layers, dropout, init, impl)
