@@ -181,7 +181,7 @@ def test_cli_bad_config_is_one_clear_line_and_exit_status_1(tmp_path, cache_dir)
         text=True,
     )
     assert proc.returncode == 1
-    assert "model.cell='three' is not one of one, two, gru, rnn, torch" in proc.stderr
+    assert "model.cell='three' is not a cell: neither a built-in or registered one (one, two, gru, rnn" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -2,6 +2,7 @@
 one command; refused in one line when it breaks the contract; swept beside the built-ins.
 The cell is the worked example of docs/add-your-own-cell.md, written out as a user would."""
 
+import json
 import logging
 import re
 import subprocess
@@ -309,17 +310,23 @@ def test_the_variant_comparison_is_a_grid_of_the_nine_cells_that_dry_runs(tmp_pa
 
 
 @pytest.mark.slow
-def test_a_sweep_naming_a_bad_cell_is_refused_before_any_run_starts(user_modules):
+def test_a_sweeps_bad_cell_fails_its_runs_in_one_line_before_they_train_and_the_others_finish(user_modules, cache_dir):
+    grid = [*TINY, "trainer.max_epochs=1", "model.num_layers=1", "seed=0", "model.cell=one,broken.NotANumber"]
     proc = subprocess.run(
-        [str(BIN / "lstm-sweep"), "--dir", "sweep", *TINY, "model.cell=one,broken.NotANumber"],
+        [str(BIN / "lstm-sweep"), "--dir", "sweep", "--no-report", *grid, f"data.cache_dir={cache_dir}"],
         cwd=user_modules,
         capture_output=True,
         text=True,
         timeout=300,
         env={"PYTHONPATH": str(user_modules), "PATH": str(BIN)},
     )
-    assert proc.returncode == 1 and not (user_modules / "sweep").exists()
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "lstm-train: error: model.cell='broken.NotANumber': one step: from the zero state, the step's state holds "
-        "NaN or inf"
-    )
+    assert proc.returncode == 1
+    bad, good = user_modules / "sweep" / "cell=broken.NotANumber", user_modules / "sweep" / "cell=one"
+    assert json.loads((good / "status.json").read_text())["status"] == "finished"
+    assert json.loads((bad / "status.json").read_text()) == {
+        "status": "failed",
+        "error": "ConfigError: model.cell='broken.NotANumber': one step: from the zero state, the step's state "
+        "holds NaN or inf",
+    }
+    assert not (bad / "checkpoints").exists() and not list(bad.glob("events.out.tfevents.*"))  # it never trained
+    assert "run cell=broken.NotANumber failed: model.cell='broken.NotANumber': one step:" in proc.stderr

@@ -65,16 +65,3 @@ def check_overrides(overrides: list[str]) -> None:
                 ) from None
             except Exception:  # beneath an optional node (data.generator) that a data option fills in
                 break
-        if key == "model.cell":
-            for cell in values:
-                check_cell_named(str(cell))
-
-
-def check_cell_named(cell: str) -> None:
-    """Raise ConfigError, in one line, unless `cell` names a cell whose tiny instance keeps the
-    contract (model/check.py) — before a sweep of it starts, not as each of its runs does."""
-    from lstm_sweep.model.config import cell_fault
-
-    fault = cell_fault(cell)
-    if fault:
-        raise ConfigError(fault)
