@@ -252,3 +252,34 @@ def test_a_sweep_completed_by_cluster_jobs_and_a_local_process_at_once_trains_ea
     for run in runs:
         assert (run / "train.log").read_text().count("corpus: train") == 1, run.name  # trained once, by one of them
         assert not (run / "attempts").exists()
+
+
+def test_seeds_until_decided_runs_each_round_as_a_job_array_and_waits_for_it(cluster, tmp_path, cache_dir):
+    proc = lstm_sweep(
+        tmp_path,
+        cache_dir,
+        "--dir",
+        "rounds",
+        "--until-decided",
+        "cell",
+        "--round-seeds",
+        "2",
+        "--max-seeds",
+        "4",
+        "hydra/launcher=slurm",
+        *TINY,
+        "model.num_layers=1",
+        "trainer.max_epochs=1",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep_dir = tmp_path / "rounds"
+    submissions = json.loads((sweep_dir / "slurm.json").read_text())["submissions"]
+    # the whole grid's first seeds, then only the new seeds; no report job per round
+    assert [sorted(s["runs"]) for s in submissions] == [
+        ["cell=one,seed=0", "cell=one,seed=1", "cell=two,seed=0", "cell=two,seed=1"],
+        ["cell=one,seed=2", "cell=one,seed=3", "cell=two,seed=2", "cell=two,seed=3"],
+    ]
+    assert [s["report"] for s in submissions] == [None, None]
+    (comparison,) = json.loads((sweep_dir / "sequential.json").read_text())["comparisons"]
+    assert [look["n"] for look in comparison["looks"]] == [2, 4]
+    assert "## Seeds until decided" in (tmp_path / "reports" / "default" / "REPORT.md").read_text()

@@ -4,4 +4,4 @@ The rooms follow the pipeline — model, data, run, sweep, analysis — with the
 applications (cli/) and the Python API for notebooks (api.py) on the floor above them.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

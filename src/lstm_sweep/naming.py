@@ -34,6 +34,12 @@ def run_name(override_dirname: str) -> str:
     return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
 
 
+def with_seed(run: str, seed: int) -> str:
+    """The name of the run of the same configuration with another seed (`…,seed=3` → `…,seed=12`):
+    the seed's place in a name is its key's, whatever its value."""
+    return ",".join(f"seed={seed}" if item.startswith("seed=") else item for item in split_top_level(run))
+
+
 def readable(value) -> str:
     """A value as people read it: a class's dotted path (`mypkg.cells.CIFG`) by its name."""
     text = str(value)

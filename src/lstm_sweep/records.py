@@ -12,7 +12,12 @@ A run folder:
 A sweep folder:
 - `sweep.json`: {"name", "swept": [keys in grid order], "starts": [{"command", "fixed",
   "runs", "date", "machine", "versions"}, …]}, one start per time the sweep was run;
-- `slurm.json`: {"submissions": [{"date", "array", "report", "runs": {run: job}}, …]}.
+- `slurm.json`: {"submissions": [{"date", "array", "report", "runs": {run: job}}, …]};
+- `sequential.json`, a sweep run until decided (`lstm-sweep --until-decided`): {"until_decided":
+  [factors], "metric", "design": {"alpha", "round_seeds", "max_seeds", "margin", "looks",
+  "boundaries"}, "comparisons": [{"factor", "context", "a", "b", "outcome", "seeds",
+  "looks": [{"n", "diff", "low", "high", "z", "boundary", "outcome"}, …]}, …]}; the report
+  takes the question and the design from it and recomputes the looks from the runs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.json"
 SWEEP_FILE = "sweep.json"
 SLURM_FILE = "slurm.json"
+SEQUENTIAL_FILE = "sequential.json"
 
 
 def read_object(path: Path) -> dict:

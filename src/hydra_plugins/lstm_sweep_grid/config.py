@@ -25,6 +25,10 @@ class GridSweeperConfig:
         factory=lambda: dict(COURSE_GRID),
     )
     dry_run: bool = setting(False, "list the runs it would start, resume and skip; start none (lstm-sweep --dry-run)")
+    only: Optional[list[str]] = setting(
+        None,
+        "launch only these runs of the grid, by folder name (lstm-sweep --until-decided's rounds); null: every run",
+    )
     task: bool = setting(False, "one task of a submitted sweep (cli/slurm_task.py): launch its one run")
 
 

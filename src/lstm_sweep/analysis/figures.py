@@ -5,7 +5,10 @@
   floor (the built-in corpus's best possible perplexity) as lines, on an axis fitted to
   the data — so a 2-ppl difference shows;
 - learning curves: training and validation perplexity per epoch, the mean over seeds with
-  a 95% band, one line per configuration.
+  a 95% band, one line per configuration;
+- one per comparison of two configurations: each seed's value of both, the bootstrap
+  distribution of the difference of their means with its 95% interval, and the probability
+  that a run of one beats a run of the other, with its interval.
 
 Configurations are labelled in words ("model two, 2 layers").
 """
@@ -17,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_sweep.analysis.compare import configurations, read_reference, reference_ppl
+from lstm_sweep.analysis.compare import configurations, read_reference, reference_ppl, runs_with
 from lstm_sweep.analysis.read import Sweep
-from lstm_sweep.analysis.stats import describe, mean_half_width
+from lstm_sweep.analysis.stats import Comparison, describe, difference_distribution, mean_half_width
 from lstm_sweep.files import replacing
 from lstm_sweep.naming import level_label
 
@@ -44,6 +47,76 @@ def figures(sweep: Sweep, out: Path, shared=None) -> list[tuple[str, str]]:
     if len(curves):
         made.append(learning_curves_figure(sweep, curves, out))
     return made
+
+
+def comparison_figures(sweep: Sweep, comparisons: list[Comparison], out: Path) -> list[tuple[str, str]]:
+    """One figure per comparison (as PNG and PDF); (caption, PNG file) of each."""
+    made = []
+    for c in comparisons:
+        a = runs_with(sweep.finished, {**c.context, c.factor: c.a})["test/ppl"].to_numpy(float)
+        b = runs_with(sweep.finished, {**c.context, c.factor: c.b})["test/ppl"].to_numpy(float)
+        if len(a) >= 2 and len(b) >= 2:
+            made.append(comparison_figure(c, a, b, out))
+    return made
+
+
+def comparison_figure(c: Comparison, a, b, out: Path) -> tuple[str, str]:
+    import matplotlib.pyplot as plt
+
+    label_a, label_b = level_label(c.factor, c.a), level_label(c.factor, c.b)
+    where = ", ".join(level_label(k, v) for k, v in c.context.items())
+    fig, (seeds, boot, better) = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [1.1, 1.6, 0.8]})
+    jitter = np.random.default_rng(0)
+    for x, values in enumerate((a, b)):
+        seeds.scatter(x + jitter.uniform(-0.1, 0.1, len(values)), values, s=16, alpha=0.6, zorder=2)
+        seeds.hlines(values.mean(), x - 0.25, x + 0.25, colors="black", linewidth=2, zorder=3)
+    seeds.set_xticks([0, 1], [f"{label_a}\n(n={len(a)})", f"{label_b}\n(n={len(b)})"], fontsize=8)
+    seeds.set(ylabel="test perplexity", title="each seed, and the mean")
+    seeds.grid(axis="y", alpha=0.3)
+    distribution = difference_distribution(a, b)
+    if len(distribution):
+        boot.hist(distribution, bins=60, color="tab:blue", alpha=0.6)
+    else:
+        boot.text(0.5, 0.5, "too few runs for a bootstrap", ha="center", transform=boot.transAxes, fontsize=9)
+    boot.axvline(0, color="black", linewidth=1)
+    for edge in (c.boot_low, c.boot_high):
+        if not math.isnan(edge):
+            boot.axvline(edge, color="tab:red", linestyle="--", linewidth=1.2)
+    boot.axvline(c.diff, color="tab:red", linewidth=2)
+    boot.set(
+        xlabel=f"mean {label_b} − mean {label_a} (ppl)",
+        yticks=[],
+        title="bootstrap distribution"
+        + ("" if math.isnan(c.boot_low) else f", 95% CI [{c.boot_low:+.2f}, {c.boot_high:+.2f}]"),
+    )
+    better.bar([0], [c.p_better], color="tab:green", alpha=0.7, width=0.5)
+    if not math.isnan(c.p_better_low):
+        better.errorbar(
+            [0],
+            [c.p_better],
+            yerr=[[c.p_better - c.p_better_low], [c.p_better_high - c.p_better]],
+            color="black",
+            capsize=8,
+        )
+    better.axhline(0.5, color="gray", linestyle=":", linewidth=1)
+    better.set(
+        ylim=(0, 1),
+        xlim=(-1, 1),
+        xticks=[],
+        ylabel=f"P({label_b} better than {label_a})",
+        title=f"P = {c.p_better:.2f}",
+    )
+    fig.suptitle(f"{label_b} against {label_a}" + (f" ({where})" if where else ""), fontsize=10)
+    fig.tight_layout()
+    name = "_".join(str(part) for part in (c.factor, c.b, "vs", c.a, *c.context.values()))
+    stem = "comparison_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+    save_figure(fig, out / stem)
+    plt.close(fig)
+    caption = (
+        f"{label_b} against {label_a}{f' ({where})' if where else ''}: each seed, the bootstrap distribution of "
+        "the difference of means with its 95% interval, and P(a run of one beats a run of the other)"
+    )
+    return caption, f"{stem}.png"
 
 
 def test_ppl_figure(sweep: Sweep, out: Path, reference: dict, shared) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import platform
 import shlex
@@ -25,8 +26,9 @@ from lstm_sweep.analysis.compare import (
     reference_rows,
     variation_rows,
 )
-from lstm_sweep.analysis.figures import figures
+from lstm_sweep.analysis.figures import comparison_figures, figures
 from lstm_sweep.analysis.read import DAMAGED, Sweep, read_sweep
+from lstm_sweep.analysis.sequential import design_from, questions
 from lstm_sweep.analysis.stats import (
     ALPHA,
     POWER,
@@ -37,17 +39,20 @@ from lstm_sweep.analysis.stats import (
 from lstm_sweep.analysis.tables import (
     config_label,
     context_label,
+    evidence_table,
     per_configuration_tables,
     reference_table,
+    robust_table,
     run_counts,
+    sequential_table,
     statistics_table,
     summary_tables,
     variation_table,
     write_csv,
 )
 from lstm_sweep.files import write_json, write_text
-from lstm_sweep.naming import short_key
-from lstm_sweep.records import SWEEP_FILE
+from lstm_sweep.naming import level_label, short_key
+from lstm_sweep.records import SEQUENTIAL_FILE, SWEEP_FILE, read_object
 
 log = logging.getLogger("lstm_sweep.analysis.report")
 
@@ -136,7 +141,97 @@ def variations_section(sweep: Sweep, out: Path, variations: list[tuple[str, Swee
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- evidence
+
+
+def evidence_lines(comparisons) -> list[str]:
+    """Each comparison in words: what Welch's test, the rank test, the bootstrap interval and
+    P(better) say together, and where they part."""
+    lines = []
+    for c in comparisons:
+        a, b = level_label(c.factor, c.a), level_label(c.factor, c.b)
+        where = f" (at {context_label(c.context)})" if c.context else ""
+        if math.isnan(c.p_welch) or math.isnan(c.p_rank_adjusted):
+            lines.append(f"{b} vs {a}{where}: too few runs for the tests.")
+            continue
+        welch, rank = c.p_adjusted < ALPHA, c.p_rank_adjusted < ALPHA
+        boot_excludes = not math.isnan(c.boot_low) and (c.boot_low > 0 or c.boot_high < 0)
+        tests = f"Welch {format_p(c.p_adjusted)}, rank {format_p(c.p_rank_adjusted)}"
+        if welch and rank:
+            found = f"both tests find {b} {'worse' if c.diff > 0 else 'better'} ({tests})"
+        elif not welch and not rank:
+            found = f"neither test finds a difference ({tests})"
+        else:
+            found = (
+                f"**the tests disagree** at α = {ALPHA}: {'Welch' if welch else 'the rank test'} finds a "
+                f"difference, {'the rank test' if welch else 'Welch'} does not ({tests}); the verdict rests "
+                f"on {'the normal law Welch assumes' if welch else 'the ranks alone'}"
+            )
+        boot = (
+            "—"
+            if math.isnan(c.boot_low)
+            else f"[{c.boot_low:+.2f}, {c.boot_high:+.2f}], which {'excludes' if boot_excludes else 'includes'} 0"
+        )
+        if not math.isnan(c.boot_low) and boot_excludes != welch:
+            boot += f" — **unlike** Welch's test{' after the correction' if c.correction == 'holm' else ''}"
+        chance = f"{c.p_better:.2f}" + (
+            "" if math.isnan(c.p_better_low) else f" [{c.p_better_low:.2f}, {c.p_better_high:.2f}]"
+        )
+        lines.append(
+            f"{b} vs {a}{where}: {found}; the bootstrap 95% interval of the difference is {boot}; a run "
+            f"of {b} beats a run of {a} with probability {chance}."
+        )
+    return lines
+
+
+def aso_note(comparisons) -> list[str]:
+    if any(not math.isnan(c.aso_epsilon) for c in comparisons):
+        return []
+    return ["", 'ASO ε_min (Dror et al., 2019) is not computed: `pip install "lstm-sweep[stats]"` adds deepsig.']
+
+
+def robust_caption() -> str:
+    return (
+        "The mean beside the interquartile mean (the mean of the middle half of the runs), each with its "
+        "95% interval: where they part, a few seeds pull the mean."
+    )
+
+
 # --------------------------------------------------------------------------- REPORT.md
+
+
+def sequential_section(sweep: Sweep, out: Path) -> str:
+    """For a sweep run until decided (lstm-sweep --until-decided): how many seeds each comparison
+    took and why it stopped. The question and design are sequential.json's; the looks are
+    recomputed from the runs, so a run damaged since is no look."""
+    path = sweep.folder / SEQUENTIAL_FILE
+    if not path.exists():
+        return ""
+    try:
+        design, metric, asked = design_from(read_object(path))
+        found = questions(sweep.runs, sweep.factors, asked, metric, design)
+    except (OSError, ValueError) as err:
+        log.warning("%s cannot be read (%s): the report goes on without its seeds-until-decided section", path, err)
+        return ""
+    table = sequential_table(found, design, metric, out)
+    seeds: dict[tuple, int] = {}  # a configuration in two comparisons runs the seeds the longer needs
+    for q in found:
+        for level in (q.a, q.b):
+            key = tuple(sorted(q.config(level).items(), key=str))
+            seeds[key] = max(seeds.get(key, 0), q.result.seeds)
+    lines = [
+        f"Asked: {', '.join(asked)} (`lstm-sweep --until-decided`), compared on {metric}; lower is better.",
+        "",
+        table,
+        "",
+        f"Runs the comparisons took: {sum(seeds.values())}, against {design.max_seeds * len(seeds)} for "
+        f"{design.max_seeds} seeds of each of the {len(seeds)} configurations without stopping early. "
+        "A decision is valid at its look whatever the looks before it said: the boundaries spend α over the "
+        "looks, which reading a fixed-seed test after each round would not.",
+    ]
+    if any(not q.result.stopped for q in found):
+        lines += ["", "Some comparisons are still open: the rounds were stopped before they decided."]
+    return "\n".join(lines)
 
 
 def start_lines(sweep: Sweep) -> list[str]:
@@ -237,11 +332,14 @@ def write_report(
     summaries = summary_tables(sweep, out)
     comparisons = correct(one_factor_comparisons(sweep.finished, sweep.factors, "test/ppl", "ppl"), correction)
     stats_md = statistics_table(comparisons, out)
+    evidence_md = evidence_table(comparisons, out)
+    robust_md = robust_table(sweep, out)
     verdicts = [c.verdict + (f" (at {context_label(c.context)})" if c.context else "") for c in comparisons]
     per_config = per_configuration_tables(sweep, out)
     shared = newest_config(sweep)
-    made = figures(sweep, out, shared)
+    made = figures(sweep, out, shared) + comparison_figures(sweep, comparisons, out)
     reference_md = reference_section(sweep, out, comparisons, shared)
+    sequential_md = sequential_section(sweep, out)
     variations_md = variations_section(sweep, out, others, shared)
 
     name = sweep.info.get("name") or sweep.folder.name
@@ -274,6 +372,8 @@ def write_report(
     parts += ["## Results", ""]
     for caption, markdown in summaries:
         parts += [caption, "", markdown, ""]
+    if robust_md:
+        parts += [robust_caption(), "", robust_md, ""]
     if verdicts:
         parts += [
             "## Statistics",
@@ -287,7 +387,16 @@ def write_report(
             "",
             stats_md,
             "",
+            "### What the evidence supports, without a normal law",
+            "",
+            *[f"- {line}" for line in evidence_lines(comparisons)],
+            *aso_note(comparisons),
+            "",
+            evidence_md,
+            "",
         ]
+    if sequential_md:
+        parts += ["## Seeds until decided", "", sequential_md, ""]
     if reference_md:
         parts += ["## Against the reference", "", reference_md, ""]
     if variations_md:

@@ -15,7 +15,17 @@ import pandas as pd
 
 from lstm_sweep.analysis.compare import ReferenceRow, VariationRow, configurations
 from lstm_sweep.analysis.read import DAMAGED, Sweep
-from lstm_sweep.analysis.stats import Comparison, Description, describe, mean_half_width
+from lstm_sweep.analysis.sequential import Design, Question
+from lstm_sweep.analysis.stats import (
+    ALPHA,
+    BOOTSTRAP_MIN_RUNS,
+    BOOTSTRAP_RESAMPLES,
+    Comparison,
+    Description,
+    describe,
+    interquartile_mean,
+    mean_half_width,
+)
 from lstm_sweep.files import replacing, write_text
 from lstm_sweep.naming import level_label, short_key
 
@@ -190,17 +200,90 @@ def statistics_table(comparisons: list[Comparison], out: Path) -> str:
         "size as Hedges' g, the seeds per configuration that would detect it with 80% power at α = 0.05, "
         "and the paired-by-seed t-test."
     )
-    numbers = [
+    numbers = [comparison_numbers(c) for c in comparisons]
+    return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption, numbers=numbers)
+
+
+def interval(low: float, high: float, spec: str) -> str:
+    return "—" if math.isnan(low) or math.isnan(high) else f"[{format(low, spec)}, {format(high, spec)}]"
+
+
+def evidence_table(comparisons: list[Comparison], out: Path) -> str:
+    """The comparisons again, by what assumes no normal law: the bootstrap interval of the
+    difference, P(b better than a), the rank test beside Welch's, and ASO's ε_min."""
+    if not comparisons:
+        return ""
+    aso = any(not math.isnan(c.aso_epsilon) for c in comparisons)
+    corrected = "(Holm)" if any(c.correction == "holm" for c in comparisons) else "(uncorrected)"
+    rows = [
         {
-            "factor": c.factor,
-            "a": c.a,
-            "b": c.b,
+            "compared": f"{level_label(c.factor, c.b)} − {level_label(c.factor, c.a)}",
             "where": context_label(c.context),
-            **{k: v for k, v in dataclasses.asdict(c).items() if k not in ("factor", "a", "b", "context", "verdict")},
+            "mean difference": f"{c.diff:+.3f}",
+            "bootstrap 95% CI": interval(c.boot_low, c.boot_high, "+.3f"),
+            f"P({level_label(c.factor, c.b)} better)": f"{number(c.p_better, '.2f')} "
+            + interval(c.p_better_low, c.p_better_high, ".2f"),
+            f"Welch p {corrected}": number(c.p_adjusted, ".2g"),
+            f"rank p {corrected}": number(c.p_rank_adjusted, ".2g"),
+            "tests agree": agreement(c),
+            **({"ASO ε_min": number(c.aso_epsilon, ".2f")} if aso else {}),
         }
         for c in comparisons
     ]
-    return write_table(pd.DataFrame(rows), out, "statistics_test_ppl", caption, numbers=numbers)
+    caption = (
+        f"Test perplexity, every one-factor comparison without assuming a normal law: the mean difference's "
+        f"BCa bootstrap 95% interval ({BOOTSTRAP_RESAMPLES:,} resamples of each configuration's seeds; none below "
+        f"{BOOTSTRAP_MIN_RUNS} runs a side, where it would be far too narrow), the "
+        "probability that a run of the second configuration beats a run of the first (lower perplexity; ties "
+        "half) with its percentile bootstrap interval, Welch's t-test beside the Mann–Whitney U test (both "
+        "after the report's correction), and whether they agree at α = 0.05"
+        + ("; ASO ε_min (deepsig): below 0.5 leans to the second, 0 is stochastic dominance." if aso else ".")
+    )
+    return write_table(
+        pd.DataFrame(rows), out, "evidence_test_ppl", caption, numbers=[comparison_numbers(c) for c in comparisons]
+    )
+
+
+def agreement(c: Comparison) -> str:
+    """Whether Welch's test and the rank test reach the same verdict at α (both corrected)."""
+    if math.isnan(c.p_adjusted) or math.isnan(c.p_rank_adjusted):
+        return "—"
+    return "yes" if (c.p_adjusted < ALPHA) == (c.p_rank_adjusted < ALPHA) else "NO"
+
+
+def comparison_numbers(c: Comparison) -> dict:
+    skipped = ("factor", "a", "b", "context", "verdict")
+    numbers = {k: v for k, v in dataclasses.asdict(c).items() if k not in skipped}
+    return {"factor": c.factor, "a": c.a, "b": c.b, "where": context_label(c.context), **numbers}
+
+
+def robust_table(sweep: Sweep, out: Path) -> str:
+    """Per configuration: the mean with its t interval beside the interquartile mean with its
+    bootstrap interval — a few outlying seeds move the first, not the second."""
+    table, numbers = [], []
+    for values, group in configurations(sweep, sweep.finished):
+        ppl = group["test/ppl"].to_numpy(float)
+        mean = mean_and_interval(ppl)
+        iqm = interquartile_mean(ppl)
+        table.append(
+            {
+                "configuration": config_label(sweep.factors, values),
+                "n": len(ppl),
+                "mean [95% CI]": f"{mean['mean']:.3f} " + interval(mean["ci_low"], mean["ci_high"], ".3f"),
+                "IQM [95% CI]": f"{iqm.iqm:.3f} " + interval(iqm.low, iqm.high, ".3f"),
+            }
+        )
+        numbers.append(
+            {**dict(zip(sweep.factors, values)), **mean, "iqm": iqm.iqm, "iqm_low": iqm.low, "iqm_high": iqm.high}
+        )
+    if not table:
+        return ""
+    caption = (
+        "Test perplexity per configuration: the mean with its 95% t interval, and the interquartile mean (the "
+        f"mean of the middle half of the runs) with its percentile bootstrap 95% interval ({BOOTSTRAP_RESAMPLES:,} "
+        "resamples)."
+    )
+    return write_table(pd.DataFrame(table), out, "robust_test_ppl", caption, numbers=numbers)
 
 
 def reference_table(rows: list[ReferenceRow], out: Path) -> str:
@@ -275,3 +358,55 @@ def variation_table(sweep: Sweep, other: Sweep, label: str, rows: list[Variation
     stem = "variation_" + "".join(ch if ch.isalnum() else "_" for ch in label)
     caption = f"Test perplexity of this sweep and of the same configurations with {label} ({other.folder})."
     return write_table(pd.DataFrame(table), out, stem, caption, numbers=numbers)
+
+
+STOPPED_BECAUSE = {
+    "decided": "decided: the interval excludes 0",
+    "equivalent": "equivalent: the interval lies within the margin",
+    "undecided": "undecided at the most seeds",
+    "continue": "open: more seeds are needed",
+}
+
+
+def sequential_table(found: list[Question], design: Design, metric: str, out: Path) -> str:
+    """Each comparison run until decided: the seeds it took, why it stopped and its last look;
+    the CSV holds every look of every comparison."""
+    rows, numbers = [], []
+    for q in found:
+        a, b = level_label(q.factor, q.a), level_label(q.factor, q.b)
+        last = q.result.looks[-1] if q.result.looks else None
+        outcome = STOPPED_BECAUSE[q.result.outcome]
+        if q.result.outcome == "decided" and last is not None:
+            outcome += f" ({b if last.diff < 0 else a} is better)"
+        rows.append(
+            {
+                "compared": f"{b} − {a}",
+                "where": context_label(q.context),
+                "seeds each": str(q.result.seeds),
+                "stopped": outcome,
+                "difference [repeated 95% CI]": f"{last.diff:+.3f} {interval(last.low, last.high, '+.3f')}"
+                if last
+                else "—",
+                "z (boundary)": f"{last.z:+.2f} (±{last.boundary:.2f})" if last else "—",
+                "z by seeds": " → ".join(f"{look.n}: {look.z:+.2f}" for look in q.result.looks) or "—",
+            }
+        )
+        numbers += [
+            {
+                "factor": q.factor,
+                "where": context_label(q.context),
+                "a": q.a,
+                "b": q.b,
+                **vars(look),
+                "stopped": q.result.outcome if k == len(q.result.looks) - 1 else "",
+            }
+            for k, look in enumerate(q.result.looks)
+        ]
+    margin = f"; equivalent once it lies within ±{design.margin:g}" if design.margin is not None else ""
+    caption = (
+        f"{metric}, seeds until decided: seeds were added {design.round_seeds} at a time per configuration up to "
+        f"{design.max_seeds}, and after each round the difference was tested against the O'Brien–Fleming "
+        f"boundary of that look (α = {design.alpha:g} over all looks); a comparison stopped once its repeated "
+        f"95% interval excluded 0{margin}. z by seeds: the test statistic at each look."
+    )
+    return write_table(pd.DataFrame(rows), out, "sequential", caption, numbers=numbers)

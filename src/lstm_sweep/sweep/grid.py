@@ -42,6 +42,7 @@ from lstm_sweep.records import (
 log = logging.getLogger("lstm_sweep.sweep")
 
 NEVER_IN_NAMES = ("data.root", "data.cache_dir", "experiment")  # where, not what, a run is
+ONLY_KEY = "hydra.sweeper.only"  # the grid's runs a start launches (lstm-sweep --until-decided's rounds)
 COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to record instead of ours
 
 
@@ -107,11 +108,15 @@ def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -
         )
 
 
-def prepare_sweep(config, params: dict | None, arguments: list[str], record: bool = True) -> tuple[list[str], GridPlan]:
+def prepare_sweep(
+    config, params: dict | None, arguments: list[str], record: bool = True, only: list[str] | None = None
+) -> tuple[list[str], GridPlan]:
     """Record the sweep's start (unless `record` is false: a dry run, which writes nothing but
     is refused as the sweep would be); return the overrides to launch, which name run
-    folders by the swept keys alone, and the grid."""
+    folders by the swept keys alone, and the grid (of `only`'s runs, where they are named)."""
     plan = plan_grid(params, arguments)
+    if only is not None:
+        plan = GridPlan(plan.swept, plan.fixed, len(only))
     sweep_dir = Path(config.hydra.sweep.dir)
     name = config.hydra.runtime.choices.get("experiment") or "default"
     if record:
@@ -192,8 +197,9 @@ def job_config(config, config_loader, overrides) -> DictConfig:
     return _composed[key][1]
 
 
-def sweep_jobs(config, config_loader, overrides: list[str]) -> list[tuple]:
-    """Each run the grid launches: its composed config (Hydra's, as the job gets it) and its folder."""
+def sweep_jobs(config, config_loader, overrides: list[str], only: list[str] | None = None) -> list[tuple]:
+    """Each run the grid launches — those named in `only`, if given — as (its overrides, its
+    composed config as the job gets it, its folder)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from omegaconf import OmegaConf
 
@@ -202,16 +208,21 @@ def sweep_jobs(config, config_loader, overrides: list[str]) -> list[tuple]:
     jobs = []
     for job in (job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch):
         composed = job_config(config, config_loader, job)
-        jobs.append((composed, sweep_dir / str(OmegaConf.select(composed, "hydra.sweep.subdir"))))
-    return jobs
+        jobs.append((job, composed, sweep_dir / str(OmegaConf.select(composed, "hydra.sweep.subdir"))))
+    if only is None:
+        return jobs
+    outside = sorted(set(only) - {run_dir.name for _, _, run_dir in jobs})
+    if outside:
+        raise ConfigError(f"hydra.sweeper.only names {outside[0]}, which the grid does not hold")
+    return [job for job in jobs if job[2].name in only]
 
 
-def preview(config, config_loader, overrides: list[str]) -> list:
+def preview(config, config_loader, overrides: list[str], only: list[str] | None = None) -> list:
     """A dry run: each run the sweep would launch, with what would happen to it, on stdout."""
-    jobs = sweep_jobs(config, config_loader, overrides)
+    jobs = sweep_jobs(config, config_loader, overrides, only)
     sweep_dir = Path(config.hydra.sweep.dir)
     counts: dict[str, int] = {}
-    for job_config, run_dir in jobs:
+    for _, job_config, run_dir in jobs:
         if is_finished(run_dir):
             action = "skip (finished)"
         elif recorded_status(read_status(run_dir))[0] == "running":
@@ -229,7 +240,7 @@ def preview(config, config_loader, overrides: list[str]) -> list:
     return []
 
 
-def record_board(config, config_loader, overrides: list[str], swept: list[str]) -> None:
+def record_board(config, config_loader, overrides: list[str], swept: list[str], only: list[str] | None = None) -> None:
     """TensorBoard's HPARAMS columns for the sweep (sweep/board.py): this start's runs, as
     composed, and the runs earlier starts left in the folder, as saved."""
     from omegaconf import OmegaConf
@@ -245,7 +256,8 @@ def record_board(config, config_loader, overrides: list[str], swept: list[str]) 
             return hparam_values(plain(task, resolve=False))
 
     sweep_dir = Path(config.hydra.sweep.dir)
-    runs = {run_dir.name: settings(job_config) for job_config, run_dir in sweep_jobs(config, config_loader, overrides)}
+    jobs = sweep_jobs(config, config_loader, overrides, only)
+    runs = {run_dir.name: settings(job_config) for _, job_config, run_dir in jobs}
     for saved in sweep_dir.glob("*/.hydra/config.yaml"):
         if saved.parent.parent.name not in runs:
             try:
