@@ -14,6 +14,7 @@ from helpers import extra
 from lstm_sweep.analysis.report import evidence_lines
 from lstm_sweep.analysis.stats import (
     BOOTSTRAP_MIN_RUNS,
+    aso_epsilon,
     compare,
     correct,
     distribution_free,
@@ -39,6 +40,19 @@ def test_p_better_is_the_u_statistic_over_all_pairs_and_counts_ties_half():
     u_b_below = scipy_stats.mannwhitneyu(a, b).statistic  # a's count of pairs above b, ties half
     got = distribution_free(a, b)["p_better"]
     assert got == pytest.approx(brute) == pytest.approx(u_b_below / (len(a) * len(b)))
+
+
+def test_p_better_of_a_batch_of_resamples_is_each_resamples_pairwise_count():
+    """As scipy's bootstrap calls it: resamples along the first axis, of unequal sizes, ties."""
+    from lstm_sweep.analysis.stats import _better
+
+    rng = np.random.default_rng(3)
+    b, a = rng.integers(0, 6, (50, 7)).astype(float), rng.integers(0, 6, (50, 11)).astype(float)
+    brute = [np.mean([(y < x) + 0.5 * (y == x) for x in a[i] for y in b[i]]) for i in range(50)]
+    assert _better(b, a) == pytest.approx(brute, abs=1e-12)
+    assert _better(b[:1], a) == pytest.approx(
+        [np.mean((b[0][:, None] < a[i]) + 0.5 * (b[0][:, None] == a[i])) for i in range(50)]
+    )
 
 
 def test_the_interquartile_mean_is_the_mean_of_the_middle_half():
@@ -97,5 +111,28 @@ def test_aso_is_deepsigs_own_epsilon_with_lower_perplexity_as_better():
     rng = np.random.default_rng(2)
     worse, better = rng.normal(300, 3, 10), rng.normal(290, 3, 10)
     epsilon = distribution_free(worse, better)["aso_epsilon"]
-    assert epsilon == deepsig.aso(-better, -worse, seed=20210101, show_progress=False)
+    assert epsilon == pytest.approx(deepsig.aso(-better, -worse, seed=20210101, show_progress=False), abs=1e-12)
     assert epsilon < 0.2 and distribution_free(better, worse)["aso_epsilon"] > 0.8
+
+
+SAMPLES = np.random.default_rng(7)
+ASO_CASES = {
+    "three a side": (SAMPLES.normal(100, 1, 3), SAMPLES.normal(100.5, 1, 3)),
+    "unequal sizes": (SAMPLES.normal(100, 2, 7), SAMPLES.normal(99, 1, 23)),
+    "ties": (np.round(SAMPLES.normal(100, 1, 12)), np.round(SAMPLES.normal(100.3, 1, 9))),
+    "overlapping": (SAMPLES.normal(100, 5, 40), SAMPLES.normal(100, 5, 40)),
+    "one value": (np.full(6, 100.0), np.full(6, 100.0)),
+}
+
+
+@pytest.mark.extras
+@pytest.mark.parametrize("case", ASO_CASES)
+def test_aso_computes_deepsigs_epsilon_number_for_number(case):
+    import warnings
+
+    deepsig = extra("deepsig", "stats")
+    xa, xb = ASO_CASES[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deepsig's own warnings (a zero distance)
+        expected = deepsig.aso(-np.asarray(xb), -np.asarray(xa), seed=20210101, show_progress=False)
+    assert aso_epsilon(xa, xb) == pytest.approx(expected, abs=1e-12)

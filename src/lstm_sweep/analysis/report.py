@@ -184,11 +184,6 @@ def evidence_lines(comparisons) -> list[str]:
     return lines
 
 
-def aso_note(comparisons) -> list[str]:
-    if any(not math.isnan(c.aso_epsilon) for c in comparisons):
-        return []
-    return ["", 'ASO ε_min (Dror et al., 2019) is not computed: `pip install "lstm-sweep[stats]"` adds deepsig.']
-
 
 def robust_caption() -> str:
     return (
@@ -390,7 +385,6 @@ def write_report(
             "### What the evidence supports, without a normal law",
             "",
             *[f"- {line}" for line in evidence_lines(comparisons)],
-            *aso_note(comparisons),
             "",
             evidence_md,
             "",

@@ -71,7 +71,7 @@ class Comparison:
     p_better_high: float = math.nan
     p_rank: float = math.nan  # Mann–Whitney U, two-sided
     p_rank_adjusted: float = math.nan  # after the report's correction
-    aso_epsilon: float = math.nan  # deepsig's ε_min that b is better (NaN: deepsig absent)
+    aso_epsilon: float = math.nan  # the ASO ε_min that b is better (aso_epsilon)
     resamples: int = 0  # the bootstrap's
 
 
@@ -169,11 +169,15 @@ def _mean_difference(b, a, axis=-1):
 
 
 def _better(b, a, axis=-1):
-    """P(a value of b is below a value of a), ties counted half, along `axis`."""
-    b, a = np.moveaxis(b, axis, -1), np.moveaxis(a, axis, -1)
-    below = (b[..., :, None] < a[..., None, :]).mean(axis=(-2, -1))
-    ties = (b[..., :, None] == a[..., None, :]).mean(axis=(-2, -1))
-    return below + 0.5 * ties
+    """P(a value of b is below a value of a), ties counted half, along `axis`: a's Mann–Whitney
+    U over n_a n_b, from the average ranks of both, in n log n rather than over the n_a n_b
+    pairs (which took 25 s for a bootstrap at 500 runs a side)."""
+    b, a = np.moveaxis(np.asarray(b, float), axis, -1), np.moveaxis(np.asarray(a, float), axis, -1)
+    n_b, n_a = b.shape[-1], a.shape[-1]
+    lead = np.broadcast_shapes(b.shape[:-1], a.shape[:-1])
+    both = np.concatenate([np.broadcast_to(b, (*lead, n_b)), np.broadcast_to(a, (*lead, n_a))], axis=-1)
+    ranks = stats.rankdata(both, axis=-1)
+    return (ranks[..., n_b:].sum(axis=-1) - n_a * (n_a + 1) / 2) / (n_a * n_b)
 
 
 def bootstrap(samples: tuple, statistic, method: str):
@@ -190,7 +194,7 @@ def bootstrap(samples: tuple, statistic, method: str):
             method=method,
             confidence_level=1 - ALPHA,
             vectorized=True,
-            batch=1000,  # bounds the memory of _better's pairwise comparison
+            batch=1000,  # bounds the memory of a thousand runs a side: resamples × runs each
             rng=_rng(),
         )
 
@@ -217,16 +221,55 @@ def difference_distribution(xa, xb) -> np.ndarray:
     return np.asarray(result.bootstrap_distribution) if result is not None else np.array([])
 
 
+ASO_RESAMPLES = 1000  # deepsig's defaults: its bootstrap iterations, the integral's step, the confidence
+ASO_DT = 0.005
+ASO_CONFIDENCE = 0.95
+
+
 def aso_epsilon(xa, xb) -> float:
-    """deepsig's almost stochastic order ε_min that b's runs are better than a's (lower is
-    better: scores are negated); < 0.5 leans to b, 0 is stochastic dominance. NaN without deepsig."""
-    try:
-        from deepsig import aso
-    except ImportError:
+    """The almost stochastic order ε_min (Dror et al. 2019) that b's runs are better than a's
+    (lower is better: scores are negated); < 0.5 leans to b, 0 is stochastic dominance.
+
+    deepsig's `aso(-b, -a, seed=BOOTSTRAP_SEED)`, number for number (tests/test_evidence.py
+    holds it to deepsig): the same quantile functions, bootstrap draws and seeds, computed on
+    whole arrays. deepsig evaluates its quantile functions one point per Python call, three
+    seconds a comparison at any number of runs and seventeen at 500 a side."""
+    a, b = -np.asarray(xb, dtype=float), -np.asarray(xa, dtype=float)
+    if not len(a) or not len(b):
         return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(aso(-np.asarray(xb), -np.asarray(xa), seed=BOOTSTRAP_SEED, show_progress=False))
+    t = np.arange(ASO_DT, 1, ASO_DT)
+    sorted_a, sorted_b = np.sort(a), np.sort(b)
+    ratio = _violation_ratio(_quantiles(sorted_a, t), _quantiles(sorted_b, t))
+    draws_a, draws_b = np.empty((ASO_RESAMPLES, len(a))), np.empty((ASO_RESAMPLES, len(b)))
+    for i in range(ASO_RESAMPLES):  # deepsig seeds each iteration seed + 1, seed + 2, …
+        legacy = np.random.RandomState(BOOTSTRAP_SEED + i + 1)
+        draws_a[i], draws_b[i] = legacy.uniform(0, 1, len(a)), legacy.uniform(0, 1, len(b))
+    resampled_a = np.sort(_quantiles(sorted_a, draws_a), axis=-1)
+    resampled_b = np.sort(_quantiles(sorted_b, draws_b), axis=-1)
+    ratios = _violation_ratio(_quantiles(resampled_a, t), _quantiles(resampled_b, t))
+    const = math.sqrt(len(a) * len(b) / (len(a) + len(b)))
+    sigma = np.std(const * (ratios - ratio))
+    return float(np.clip(ratio - (1 / const) * sigma * stats.norm.ppf(1 - ASO_CONFIDENCE), 0, 1))
+
+
+def _quantiles(ordered: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The empirical quantile function of each row of `ordered` (sorted) at `p`: the
+    ⌈n p⌉-th smallest value."""
+    n = ordered.shape[-1]
+    index = np.clip(np.ceil(n * p).astype(np.int64) - 1, 0, n - 1)
+    if ordered.ndim == 1:
+        return ordered[index]
+    return np.take_along_axis(ordered, np.broadcast_to(index, (*ordered.shape[:-1], index.shape[-1])), axis=-1)
+
+
+def _violation_ratio(f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """ε_W2 (Dror et al., eq. 4–5) along the last axis: the share of the squared Wasserstein
+    distance between F⁻¹ and G⁻¹ where F⁻¹ < G⁻¹; 0.5 where the two are one distribution."""
+    diff = g - f
+    distance = np.sum(diff**2 * ASO_DT, axis=-1)
+    violation = np.sum(np.where(f >= g, 0.0, diff)[..., 1:] ** 2 * ASO_DT, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(distance == 0, 0.5, violation / distance)
 
 
 class Robust(NamedTuple):

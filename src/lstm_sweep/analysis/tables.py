@@ -27,7 +27,7 @@ from lstm_sweep.analysis.stats import (
     mean_half_width,
 )
 from lstm_sweep.files import replacing, write_text
-from lstm_sweep.naming import level_label, short_key
+from lstm_sweep.naming import file_stem, level_label, short_key
 
 
 def config_label(factors: list[str], values) -> str:
@@ -48,7 +48,8 @@ def write_table(
     table: pd.DataFrame, out: Path, stem: str, caption: str, index: bool = False, numbers: list[dict] | None = None
 ) -> str:
     """Write stem.md and stem.tex (formatted) and stem.csv (`numbers`, else the table as shown);
-    return the Markdown."""
+    return the Markdown. A stem named after swept values is made a safe file name (naming.file_stem)."""
+    stem = file_stem(stem)
     markdown = table.to_markdown(index=index, disable_numparse=True)
     write_text(out / f"{stem}.md", f"{caption}\n\n{markdown}\n")
     write_csv(
@@ -237,7 +238,7 @@ def evidence_table(comparisons: list[Comparison], out: Path) -> str:
         "probability that a run of the second configuration beats a run of the first (lower perplexity; ties "
         "half) with its percentile bootstrap interval, Welch's t-test beside the Mann–Whitney U test (both "
         "after the report's correction), and whether they agree at α = 0.05"
-        + ("; ASO ε_min (deepsig): below 0.5 leans to the second, 0 is stochastic dominance." if aso else ".")
+        + ("; ASO ε_min (Dror et al., 2019): below 0.5 leans to the second, 0 is stochastic dominance." if aso else ".")
     )
     return write_table(
         pd.DataFrame(rows), out, "evidence_test_ppl", caption, numbers=[comparison_numbers(c) for c in comparisons]
