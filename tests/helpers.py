@@ -76,7 +76,8 @@ def fake_run(
 ) -> Path:
     """A run folder holding the records a run leaves, written without training: .hydra/'s
     config.yaml and overrides.yaml (when given), status.json (a status, or a whole record)
-    and one TensorBoard point per scalar."""
+    and one TensorBoard point per scalar — with metrics.json and the HPARAMS records, as a
+    finished run holds them, when the status is "finished"."""
     from torch.utils.tensorboard import SummaryWriter
 
     from lstm_sweep.files import write_json
@@ -94,6 +95,9 @@ def fake_run(
         with SummaryWriter(str(run_dir)) as writer:
             for tag, value in scalars.items():
                 writer.add_scalar(tag, value, 0)
+            if status == "finished":  # all a finished run holds: its metrics.json, its HPARAMS records last
+                write_json(run_dir / "metrics.json", {**scalars, "epochs": int("val/ppl" in scalars)})
+                writer.add_hparams({"seed": 0}, {}, run_name=".")
     return run_dir
 
 

@@ -50,7 +50,13 @@ from lstm_sweep.run.config import SCHEDULES, check_config
         (["trainer.test_checkpoint=first"], "trainer.test_checkpoint='first' is not one of last, best"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be an integer >= 1"),
         (["trainer.limit_train_batches=1.5"], r"trainer.limit_train_batches=1.5 must be null, a number of batches"),
-        (["seed=-1"], "seed=-1 must be an integer >= 0"),
+        (["trainer.limit_train_batches=0"], r"trainer.limit_train_batches=0 must be null, a number of batches >= 1"),
+        (
+            ["trainer.limit_val_batches=0.0"],
+            r"trainer.limit_val_batches=0.0 must be null, .* or a fraction in \(0, 1\]",
+        ),
+        (["seed=-1"], r"seed=-1 must be in \[0, 4294967295\]"),
+        (["seed=4294967296"], r"seed=4294967296 must be in \[0, 4294967295\]"),  # numpy's seeds end there
     ],
 )
 def test_a_value_the_schema_does_not_allow_is_named_with_what_is_allowed(overrides, message):
@@ -93,6 +99,8 @@ def test_a_wrong_type_or_an_unknown_key_is_refused_as_the_command_line_is_read(o
             ["schedule=plateau", "schedule.factor=x"],
             "schedule.factor=x: Value 'x' of type 'str' could not be converted",
         ),
+        (["experiment=../experiments/report2021"], r"experiment=\.\./experiments/report2021: an experiment is a name"),
+        (["experiment=report2021,/tmp/x"], r"experiment=report2021,/tmp/x: an experiment is a name"),
         (["seed=["], r"seed=\[: no viable alternative at input '\['"),
         (["seed"], "seed: missing EQUAL at '<EOF>'"),
     ],
@@ -110,6 +118,7 @@ def test_an_override_hydra_would_refuse_is_named_in_one_line_before_hydra_starts
         ["optim=sgd", "optim.momentum=0.9"],
         ["data=ptb", "data.generator.vocab_size=10", "reference.x=1"],
         ["+colour=red", "hydra.run.dir=x", "experiment=report2021", "optim.lr=0.1"],
+        ["experiment=greff/cifg,null"],  # a name in a folder of experiments stays under multirun/
         ["optim.momentum=0.9"],  # the optimizer is an experiment's choice: Hydra decides
     ],
 )

@@ -90,6 +90,8 @@ def test_a_read_only_output_folder_is_refused_in_one_line_and_nothing_changes(
         "old run": [str(BIN / "lstm-train"), *TINY, f"hydra.run.dir={disk / 'old_run'}"],
         "sweep": [str(BIN / "lstm-sweep"), "--dir", str(disk / "sweep"), *TINY, "seed=0,1"],
         "report": [str(BIN / "lstm-aggregate"), str(disk), "--out", str(disk / "report")],
+        # the report's folder is asked about before any run trains, not after the last
+        "sweep's report": [str(BIN / "lstm-sweep"), "--dir", str(tmp_path / "trained"), *TINY, "--out", str(disk)],
     }
     for name, command in commands.items():
         proc = subprocess.run([*command], capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -97,6 +99,7 @@ def test_a_read_only_output_folder_is_refused_in_one_line_and_nothing_changes(
         [error] = errors_in(proc.stderr)
         assert "Read-only file system" in error or "read-only file system" in error, (name, error)
     assert {p: p.read_bytes() for p in source.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "trained").exists()
 
 
 def test_a_failure_is_recorded_even_when_its_file_cannot_be_written_whole(tmp_path, monkeypatch, caplog):

@@ -253,6 +253,14 @@ def damage_run(run: Path, damage: str) -> None:
         end_before_last(scalars_file(run), "val/ppl")
     elif damage == "event file ends before the last train/ppl":  # the last epoch's val/ppl is there
         end_before_last(scalars_file(run), "train/ppl")
+    elif damage == "event file ends before its HPARAMS records":  # the last thing a run writes
+        path = next(p for p in run.glob("events.out.tfevents.*") if any(b"_hparams_/" in r for r in records(p)))
+        kept = records(path)
+        path.write_bytes(b"".join(kept[: min(i for i, r in enumerate(kept) if b"_hparams_/" in r)]))
+    elif damage == "status missing":
+        (run / "status.json").unlink()
+    elif damage == "metrics missing":  # status.json still says finished
+        (run / "metrics.json").unlink()
     elif damage == "event files gone":
         for path in run.glob("events.out.tfevents.*"):
             path.unlink()
@@ -274,6 +282,9 @@ DAMAGES = {  # the damage, and what the run's error column says about it
     "event file cut in a record": "the event files",
     "event file ends before the last val/ppl": "the event files hold 1 val/ppl points, metrics.json 2 epochs",
     "event file ends before the last train/ppl": "the event files' last train/ppl is",
+    "event file ends before its HPARAMS records": "the event files hold no HPARAMS _hparams_/session_start_info",
+    "status missing": "status.json is missing",
+    "metrics missing": "status.json says finished, but metrics.json is missing",
     "event files gone": "the event files hold no test/ppl",
 }
 

@@ -126,3 +126,38 @@ def test_a_run_started_before_the_fused_step_resumes_with_the_step_it_had(tmp_pa
     record_run(compose_run(*overrides, "optim.fused=false"), tmp_path / "run")
     record_run(compose_run(*overrides, "optim.fused=false"), tmp_path / "whole")
     assert outcome(tmp_path / "run") == outcome(tmp_path / "whole")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["moved", "copied"])
+def test_a_run_moved_or_copied_while_interrupted_tests_its_own_best_epoch(tmp_path, cache_dir, how):
+    """resume.ckpt names the checkpoints relative to the run folder: resumed elsewhere, the run
+    still knows its best epoch (here the first, before the kill), tests it, and leaves no stale
+    best file; a copy's resume leaves the original as it was."""
+    import shutil
+
+    overrides = [
+        *TINY,
+        f"data.cache_dir={cache_dir}",
+        "trainer.max_epochs=4",
+        "optim.lr=0.2",  # the first epoch is the best: later ones overshoot
+        "trainer.test_checkpoint=best",
+        "trainer.checkpoint_every_n_steps=100000",
+    ]
+    record_run(compose_run(*overrides), tmp_path / "whole")
+    whole = outcome(tmp_path / "whole")
+    assert whole[0]["best_val/epoch"] == 0
+    run_until_killed(tmp_path / "here", 2 * (whole[0]["steps"] // whole[0]["epochs"]) + 1, overrides)
+    there = tmp_path / "elsewhere" / "run"
+    there.parent.mkdir()
+    if how == "moved":
+        (tmp_path / "here").rename(there)
+    else:
+        shutil.copytree(tmp_path / "here", there)
+        original = {p: p.read_bytes() for p in (tmp_path / "here").rglob("*") if p.is_file()}
+    record_run(compose_run(*overrides), there)
+    assert outcome(there) == whole
+    kept = sorted(p.name for p in (there / "checkpoints").iterdir())
+    assert kept == sorted(p.name for p in (tmp_path / "whole" / "checkpoints").iterdir())
+    if how == "copied":
+        assert {p: p.read_bytes() for p in (tmp_path / "here").rglob("*") if p.is_file()} == original

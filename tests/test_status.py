@@ -199,3 +199,38 @@ def test_a_submitted_grid_composes_each_run_once(tmp_path):
     assert "composed 6 6" in proc.stdout
     submission = json.loads((tmp_path / "sweep" / RECORD_FILE).read_text())["submissions"][0]
     assert sorted(submission["runs"]) == [f"cell={c},seed={s}" for c in ("one", "two") for s in range(3)]
+
+
+def test_a_live_pid_of_another_process_is_no_running_run():
+    """A pid is reused: "running" holds only for the process, pid and start time, that wrote it."""
+    import os
+    import socket
+
+    from lstm_sweep.records import process_start, recorded_status, status_record
+
+    ours = status_record("running")
+    assert ours["pid"] == os.getpid() and recorded_status(ours) == ("running", "")
+    reused = {**ours, "started": process_start(os.getpid()) - 1}  # this pid, an earlier process's record
+    status, why = recorded_status(reused)
+    assert status == "interrupted" and "the pid is another's now" in why
+    older = {"status": "running", "host": socket.gethostname(), "pid": os.getpid()}  # no start time kept
+    assert recorded_status(older) == ("running", "")
+
+
+def test_progress_counts_finished_failed_and_skipped_runs_apart(tmp_path, caplog, fake_run):
+    import logging
+
+    from lstm_sweep.files import write_json
+    from lstm_sweep.sweep.progress import SweepProgress
+
+    write_json(tmp_path / "sweep.json", {"name": "x", "starts": [{"runs": 5}]})
+    fake_run(tmp_path / "seed=0", status="finished").joinpath("metrics.json").write_text("{}")
+    progress = SweepProgress(tmp_path)  # seed=0 finished before this start: skipped
+    fake_run(tmp_path / "seed=1", status="finished").joinpath("metrics.json").write_text("{}")
+    fake_run(tmp_path / "seed=2", status={"status": "failed", "error": "ValueError: x"})
+    with caplog.at_level(logging.INFO, logger="lstm_sweep.sweep"):
+        progress.poll()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("run seed=1 finished: 2 of 5 runs finished (1 before this start), 0 min into")
+    assert lines[1].startswith("run seed=2 failed: 2 of 5 runs finished (1 before this start), 1 failed, 0 min")
+    assert lines[1].endswith("about 0 min left")

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import TINY, TINY_CORPUS, compose_run, fake_run
+from helpers import TINY, TINY_CORPUS, TINY_RUN, compose_run, fake_run
 from lstm_sweep.analysis.read import read_sweep
 from lstm_sweep.analysis.report import write_report
 from lstm_sweep.naming import run_name, trial_label
@@ -70,8 +71,9 @@ def test_a_failing_run_is_recorded_and_the_others_finish(sweep):
     assert set(runs[runs["model.cell"] != "three"]["status"]) == {"finished"}
     assert "run cell=three,layers=1,seed=0 failed" in proc.stderr
     # the sweep's own progress, one line per run as it ends, with or without progress bars
-    assert sum("runs done" in line for line in proc.stderr.splitlines()) == 12
-    assert "12 of 12 runs done (4 failed)" in proc.stderr
+    ends = re.findall(r"run \S+ (?:finished|failed): \d+ of 12 runs finished", proc.stderr)
+    assert len(ends) == 12
+    assert "8 of 12 runs finished, 4 failed, " in proc.stderr  # failed runs are not counted as done
     report = (cwd / "reports" / "default" / "REPORT.md").read_text()
     assert "Runs: 8 finished of 12." in report and "`cell=three,layers=2,seed=1`: failed" in report
 
@@ -230,8 +232,8 @@ def test_rerunning_skips_finished_runs_and_completes_unfinished_ones(sweep, cach
     assert "cell=one,layers=1,seed=0 already finished: skipped" in proc.stderr
     # the run that ended in this start gets a line (the invalid cell=three ones are refused again
     # before they start, leaving their records as they were)
-    assert sum("runs done" in line for line in proc.stderr.splitlines()) == 1
-    assert "12 of 12 runs done (4 failed)" in proc.stderr
+    assert len(re.findall(r"run \S+ (?:finished|failed): \d+ of 12 runs finished", proc.stderr)) == 1
+    assert "run cell=two,layers=2,seed=1 finished: 8 of 12 runs finished (7 before this start), 4 failed" in proc.stderr
     assert (interrupted / "metrics.json").exists()
     assert (interrupted / "attempts" / "0" / "status.json").exists()  # the old attempt kept aside
     assert json.loads((interrupted / "status.json").read_text())["status"] == "finished"
@@ -247,25 +249,34 @@ def test_a_dry_run_lists_what_each_run_would_do_and_writes_nothing(sweep, cache_
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     grid = [*SMALL_GRID, "model.cell=one,two,three", "seed=0,1,2"]
     proc = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *grid)
-    assert proc.returncode == 0, proc.stderr[-2000:]  # an interrupted run in the folder is no stopped preview
+    assert proc.returncode == 1, proc.stderr[-2000:]  # runs would fail on a value; an interrupted one is no fault
     lines = {name: action.rstrip() for action, name in (line.rsplit(" ", 1) for line in proc.stdout.splitlines()[:-1])}
     assert lines["cell=one,layers=1,seed=0"] == "skip (finished)"
-    assert lines["cell=three,layers=1,seed=0"] == "start over"  # failed: tried again
+    assert lines["cell=three,layers=1,seed=0"] == "fail (bad value)"  # checked as the run would, before it trains
+    assert "cell=three,layers=2,seed=2: model.cell='three' is not" in proc.stderr and "Traceback" not in proc.stderr
     assert lines["cell=two,layers=2,seed=2"] == "start"  # a new seed
     assert lines["cell=two,layers=2,seed=1"] == "resume"
     assert lines["cell=two,layers=1,seed=1"] == "refused (settings differ)"
     assert proc.stdout.splitlines()[-1] == (
-        "18 runs in small: 6 start, 1 resume, 4 start over, "
-        "1 refused (settings differ), 6 skip (finished); dry run, nothing started"
+        "18 runs in small: 4 start, 1 resume, 1 refused (settings differ), "
+        "6 fail (bad value), 6 skip (finished); dry run, nothing started"
     )
     anew = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *grid, "trainer.resume=false")
     assert f"{'start over':<25} cell=two,layers=2,seed=1" in anew.stdout
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
     assert not (tmp_path / "reports").exists()
     refused = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *SMALL_GRID, "trainer.max_epochs=3")
-    assert (
-        refused.returncode == 1 and "was swept with other fixed settings: trainer.max_epochs (2 → 3)" in refused.stderr
+    assert refused.returncode == 1 and refused.stderr.splitlines() == [
+        f"lstm-train: error: {Path('small')} was swept with other fixed settings: trainer.max_epochs (2 → 3); "
+        "complete it with the same ones, or sweep into another folder"
+    ]
+    by_hand = subprocess.run(  # lstm-train -m, the same refusal in the same one line
+        [str(BIN / "lstm-train"), "-m", "hydra.sweep.dir=small", *SMALL_GRID, "trainer.max_epochs=3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
+    assert by_hand.returncode == 1 and by_hand.stderr.splitlines() == refused.stderr.splitlines()
     fresh = lstm_sweep(tmp_path, cache_dir, "--dry-run", *SMALL_GRID)
     assert fresh.returncode == 0 and "8 runs in multirun/default/" in fresh.stdout and ": 8 start;" in fresh.stdout
     assert not (tmp_path / "multirun").exists()
@@ -570,6 +581,32 @@ def test_run_names():
     assert run_name("data.unk_token='a,b',seed=1") == "unk_token='a,b',seed=1"
 
 
+def test_a_name_made_unique_stays_readable_short_and_its_runs_own():
+    from lstm_sweep.naming import NAME_MAX, is_name_of, readable_part, unique_name, with_seed
+
+    a, b = unique_name("seed=0", "data.root=corpA\nseed=0"), unique_name("seed=0", "data.root=corpB\nseed=0")
+    assert a != b and a.startswith("seed=0~") and len(a) == len("seed=0") + 9
+    assert a == unique_name("seed=0", "data.root=corpA\nseed=0")  # the same run, the same folder, every start
+    assert readable_part(a) == "seed=0" and is_name_of(a, "seed=0") and not is_name_of("seed=0~x", "seed=0")
+    long = "unk_token=" + "x" * 300 + ",seed=1"
+    name = unique_name(long, long)
+    assert len(name) == NAME_MAX and is_name_of(name, long) and not is_name_of(long, "seed=1")
+    assert with_seed(unique_name("cell=one,seed=3", "i"), 12) == "cell=one,seed=12"
+
+
+def test_a_finished_run_of_other_settings_is_never_skipped_as_this_one(tmp_path, make_cfg):
+    from lstm_sweep.errors import ConfigError
+    from lstm_sweep.fields import plain
+    from lstm_sweep.run.resume import refuse_other_finished
+
+    run = fake_run(tmp_path / "seed=0", config=plain(make_cfg("model.hidden_size=32")), status="finished")
+    refuse_other_finished(run, plain(make_cfg("model.hidden_size=32", "data.root=/elsewhere")))  # where data lives
+    with pytest.raises(
+        ConfigError, match=r"seed=0 holds a finished run with other settings: model.hidden_size \(32 → 16\)"
+    ):
+        refuse_other_finished(run, plain(make_cfg("model.hidden_size=16")))
+
+
 def test_trial_labels_fit_tensorboards_column_and_keep_two_sweeps_apart():
     assert trial_label(Path("multirun/r21/cell=two,layers=2,seed=9")) == "two · 2 · 9 · r21"
     assert trial_label(Path("a/split_fractions=[0.8,0.1,0.1],cell=one")) == "[0.8,0.1,0.1] · one · a"
@@ -653,3 +690,97 @@ def test_a_swept_list_value_labels_and_groups_its_runs(tmp_path):
     assert sweep.runs["data.split_fractions"].tolist() == ["[0.8,0.1,0.1]"] * 2 + ["[0.9,0.05,0.05]"] * 2
     summary = pd.read_csv(out / "summary_test_perplexity.csv")
     assert summary["mean"].tolist() == [201.0, 192.0] and summary["n"].tolist() == [2, 2]
+
+
+ONE_CONFIG = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "model.cell=one", "model.num_layers=1"]
+
+
+def corpus_text(seed: int, lines: int) -> str:
+    words = [f"w{i}" for i in range(40)]
+    rng = __import__("random").Random(seed)
+    return "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(lines)) + "\n"
+
+
+@pytest.mark.slow
+def test_a_sweep_over_two_corpora_trains_and_reports_every_run(tmp_path, cache_dir):
+    """data.root is kept out of run names (where data lives), so both corpora's seed=0 read
+    alike: each run gets a folder of its own, and the report tells the corpora apart."""
+    from helpers import write_corpus
+
+    roots = [
+        write_corpus(tmp_path / name, corpus_text(i, 200), corpus_text(9, 30), corpus_text(8, 30))
+        for i, name in enumerate(("corpA", "corpB"))
+    ]
+    args = ["--dir", "sw", "data=text", f"data.root={roots[0]},{roots[1]}", "seed=0,1", *TINY_RUN, *ONE_CONFIG]
+    preview = lstm_sweep(tmp_path, cache_dir, "--dry-run", *args)
+    names = [line.split()[-1] for line in preview.stdout.splitlines() if line.startswith("start ")]
+    assert preview.returncode == 0 and len(set(names)) == 4 and all(n.startswith("seed=") for n in names)
+    assert preview.stdout.splitlines()[-1] == "4 runs in sw: 4 start; dry run, nothing started"
+    proc = lstm_sweep(tmp_path, cache_dir, *args, "--no-report")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "sw").glob("seed=*")) == sorted(names)
+    sweep, out = write_report(tmp_path / "sw", tmp_path / "report")
+    assert len(sweep.finished) == 4 and sweep.factors == ["data.root"]
+    assert pd.read_csv(out / "summary_test_perplexity.csv")["n"].tolist() == [2, 2]
+    again = lstm_sweep(tmp_path, cache_dir, "--dry-run", *args)  # the same folders on every start
+    assert again.stdout.splitlines()[-1] == "4 runs in sw: 4 skip (finished); dry run, nothing started"
+
+
+@pytest.mark.slow
+def test_a_long_or_slashed_swept_value_gets_a_folder_and_a_report(tmp_path, cache_dir):
+    long = "x" * 300
+    args = ["--dir", "sw", f"data.unk_token=unk,a/b,{long}", "seed=0", *TINY, *ONE_CONFIG]
+    proc = lstm_sweep(tmp_path, cache_dir, *args, "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folders = sorted(p.name for p in (tmp_path / "sw").glob("unk_token=*"))
+    assert len(folders) == 3 and max(map(len, folders)) <= 120 and "unk_token=a_b" in folders
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    assert sorted(runs["data.unk_token"]) == sorted(["unk", "a/b", long]) and set(runs["status"]) == {"finished"}
+
+
+@pytest.mark.slow
+def test_a_copied_run_folder_is_reported_as_a_stray_and_left_out(sweep, tmp_path):
+    cwd, _ = sweep
+    folder = tmp_path / "small"
+    shutil.copytree(cwd / "multirun" / "small", folder)
+    subprocess.run(
+        ["cp", "-a", str(folder / "cell=one,layers=1,seed=0"), str(folder / "cell=one,layers=1,seed=0 copy")],
+        check=True,
+    )
+    proc = subprocess.run(
+        [str(BIN / "lstm-aggregate"), str(folder), "--out", str(tmp_path / "report")], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv").set_index("run")
+    assert runs.loc["cell=one,layers=1,seed=0 copy", "status"] == "damaged"
+    assert (
+        "stray: its records are those of run 'cell=one,layers=1,seed=0'"
+        in runs.loc["cell=one,layers=1,seed=0 copy", "error"]
+    )
+    summary = pd.read_csv(tmp_path / "report" / "summary_test_perplexity.csv")
+    assert summary["n"].tolist() == [2, 2, 2, 2]  # two seeds each, the copy in none
+
+
+@pytest.mark.slow
+def test_a_finished_run_of_other_settings_is_refused_not_skipped_and_kept(sweep, cache_dir, tmp_path):
+    """A folder moved in under a name of the grid is never counted as the grid's run."""
+    cwd, _ = sweep
+    folder = tmp_path / "small"
+    shutil.copytree(cwd / "multirun" / "small", folder)
+    moved_in = folder / "cell=two,layers=1,seed=1"
+    saved = moved_in / ".hydra" / "config.yaml"
+    saved.write_text(saved.read_text().replace("hidden_size: 16", "hidden_size: 24"))
+    before = {p: p.read_bytes() for p in moved_in.rglob("*") if p.is_file()}
+    grid = [*SMALL_GRID, "model.cell=one,two"]
+    preview = lstm_sweep(tmp_path, cache_dir, "--dry-run", "--dir", "small", *grid)
+    assert f"{'refused (settings differ)':<25} cell=two,layers=1,seed=1" in preview.stdout
+    assert preview.stdout.splitlines()[-1].endswith(
+        "1 refused (settings differ), 7 skip (finished); dry run, nothing started"
+    )
+    proc = lstm_sweep(tmp_path, cache_dir, "--dir", "small", "--no-report", *grid)
+    assert proc.returncode == 1
+    assert (
+        "run cell=two,layers=1,seed=1 failed: " + f"{moved_in} holds a finished run with other settings: "
+        "model.hidden_size (24 → 16)"
+    ) in proc.stderr
+    assert {p: p.read_bytes() for p in moved_in.rglob("*") if p.is_file()} == before

@@ -339,3 +339,21 @@ def test_a_run_returns_its_objective_for_an_optimizing_sweeper_and_nan_when_it_d
     cfg.objective = "test/ppl"
     assert objective(cfg, metrics) == metrics["test/ppl"]
     assert math.isnan(objective(cfg, None))  # a failed run: an optimizing sweeper marks the trial failed
+
+
+def test_a_model_too_large_for_memory_is_refused_in_one_line_and_recorded(make_cfg, tmp_path):
+    """torch says it in a traceback from its allocator; the run says which settings, and fails."""
+    cfg = make_cfg("model.embedding_size=100000000000")  # 200 words × 1e11 × 4 bytes
+    with pytest.raises(ConfigError, match=r"the model \(model.embedding_size=100000000000, .* does not fit in memory"):
+        record_run(cfg, tmp_path / "run")
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["status"] == "failed" and "does not fit in memory" in status["error"]
+
+
+def test_a_dollar_or_tilde_in_the_run_folder_is_a_name_not_a_variable(make_cfg, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("LSTM_SWEEP_ELSEWHERE", str(elsewhere))
+    run_dir = tmp_path / "lr=$LSTM_SWEEP_ELSEWHERE,tag=~x"
+    train(make_cfg("trainer.max_epochs=1"), run_dir)
+    assert list(run_dir.glob("events.out.tfevents.*")), "the run's scalars are in its own folder"
+    assert not elsewhere.exists()

@@ -22,6 +22,15 @@ class RunFinished(ConfigError):
     """The run folder already holds a finished run, which is never written over."""
 
 
+class OtherRunFinished(ConfigError):
+    """The run folder holds a finished run of other settings: neither skipped as this run's nor
+    written over, not even its log."""
+
+
+class ResumeUnreadable(ConfigError):
+    """The run's resume checkpoint cannot be read: the run is recorded failed, with why."""
+
+
 class RunBusy(LstmSweepError):
     """Another process is training this run (it holds the run folder's lock)."""
 

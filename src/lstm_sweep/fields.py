@@ -60,10 +60,15 @@ def allowed(meta: Any) -> str:
         return "one of " + ", ".join(meta["choices"])
     if "high" in meta:
         left, right = "(" if meta["low_open"] else "[", ")" if meta["high_open"] else "]"
-        return f"in {left}{meta['low']:g}, {meta['high']:g}{right}"
+        return f"in {left}{number(meta['low'])}, {number(meta['high'])}{right}"
     if "low" in meta:
-        return f"{'>' if meta['strict'] else '>='} {meta['low']:g}"
+        return f"{'>' if meta['strict'] else '>='} {number(meta['low'])}"
     return ""
+
+
+def number(bound: float) -> str:
+    """A bound as people write it: 4294967295, not 4.29497e+09."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def fault(value: Any, meta: Any) -> str | None:

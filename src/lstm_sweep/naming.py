@@ -1,5 +1,6 @@
 """How runs and factors are named for people: run folders, table headers, verdicts."""
 
+import hashlib
 import re
 
 # Keys that say where a run's files are or how it shows progress, not what it computes: they
@@ -34,10 +35,42 @@ def run_name(override_dirname: str) -> str:
     return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
 
 
+# A readable name is a run's folder unless two runs of a grid would share it (values that
+# read alike, `a/b` and `a_b`, or keys kept out of names, data.root), a folder of that name
+# holds a run of other settings, or it is too long for a filesystem: then it is cut to
+# NAME_MAX characters and given the run's own suffix, `~` and 8 hex digits of a hash of its
+# swept values — readable still, and never another run's.
+NAME_MAX = 120
+SUFFIX = re.compile(r"~[0-9a-f]{8}")
+
+
+def unique_name(readable: str, identity: str) -> str:
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return f"{readable[: NAME_MAX - 9]}~{digest}"
+
+
+def file_stem(label: str) -> str:
+    """A report file's name for a label made of swept values: no `/`, and no longer than a
+    filesystem allows (cut and made unique as run folders are)."""
+    stem = label.replace("/", "_").replace("\0", "_")
+    return stem if len(stem) <= NAME_MAX else unique_name(stem, label)
+
+
+def readable_part(name: str) -> str:
+    """A run folder's name without the unique suffix a colliding or long name gets."""
+    return name[:-9] if len(name) > 9 and SUFFIX.fullmatch(name[-9:]) else name
+
+
+def is_name_of(name: str, readable: str) -> bool:
+    """Whether `name` is a folder name the run whose readable name is `readable` can have."""
+    return name == readable or (readable_part(name) == readable[: NAME_MAX - 9] and name != readable_part(name))
+
+
 def with_seed(run: str, seed: int) -> str:
-    """The name of the run of the same configuration with another seed (`…,seed=3` → `…,seed=12`):
-    the seed's place in a name is its key's, whatever its value."""
-    return ",".join(f"seed={seed}" if item.startswith("seed=") else item for item in split_top_level(run))
+    """The readable name of the run of the same configuration with another seed (`…,seed=3` →
+    `…,seed=12`): the seed's place in a name is its key's, whatever its value."""
+    items = split_top_level(readable_part(run))
+    return ",".join(f"seed={seed}" if item.startswith("seed=") else item for item in items)
 
 
 def readable(value) -> str:

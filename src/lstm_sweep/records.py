@@ -55,7 +55,7 @@ def status_record(status: str, error: BaseException | str | None = None) -> dict
     """status.json's record: "running" names this process; an outcome names its error."""
     record: dict[str, Any] = {"status": status}
     if status == "running":
-        record.update(host=socket.gethostname(), pid=os.getpid())
+        record.update(host=socket.gethostname(), pid=os.getpid(), started=process_start(os.getpid()))
     if error is not None:
         record["error"] = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return record
@@ -77,7 +77,31 @@ def recorded_status(record: dict) -> tuple[str, str]:
     status, error = record.get("status", "unfinished"), record.get("error", "")
     if status == "running" and record.get("host") == socket.gethostname() and not process_alive(record.get("pid")):
         return "interrupted", f"its process (pid {record['pid']}) ended without recording an outcome"
+    if status == "running" and record.get("host") == socket.gethostname() and recycled(record):
+        return (
+            "interrupted",
+            f"its process (pid {record['pid']}) ended without recording an outcome (the pid is another's now)",
+        )
     return status, error
+
+
+def process_start(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (/proc/PID/stat's 22nd field): with
+    the pid, a process's identity — a pid alone is reused. None where /proc has no such file."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[19])  # the fields after the name, which may hold spaces
+
+
+def recycled(record: dict) -> bool:
+    """Whether the live process with the record's pid is another than the one that wrote it."""
+    started = record.get("started")
+    if not isinstance(started, int) or not isinstance(record.get("pid"), int):
+        return False  # not recorded (runs made before): the pid alone decides
+    now = process_start(record["pid"])
+    return now is not None and now != started
 
 
 def process_alive(pid: Any) -> bool:

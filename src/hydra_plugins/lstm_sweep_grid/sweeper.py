@@ -1,10 +1,14 @@
 """lstm-sweep's grid sweeper, here because Hydra instantiates plugins from `hydra_plugins` only
 (its keys are config.py's; its work is lstm_sweep.sweep.grid's)."""
 
+import sys
+from pathlib import Path
+
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_loader import ConfigLoader
 
-from lstm_sweep.sweep.grid import job_config, prepare_sweep, preview, record_board, sweep_jobs
+from lstm_sweep.errors import LstmSweepError
+from lstm_sweep.sweep.grid import composer, prepare_sweep, preview, record_board, sweep_jobs
 
 
 class GridSweeper(BasicSweeper):
@@ -16,7 +20,7 @@ class GridSweeper(BasicSweeper):
         super().__init__(max_batch_size, params)
         self.dry_run, self.task = dry_run, task
         self.only = None if only is None else [str(name) for name in only]
-        self.launching: list | None = None  # the jobs of `only`'s runs, once composed
+        self.launching: list | None = None  # the jobs to launch, once named
 
     @property
     def config_loader(self) -> ConfigLoader:
@@ -30,24 +34,33 @@ class GridSweeper(BasicSweeper):
             assert self.launcher is not None, "Hydra calls setup() before sweep()"
             parsed = OverridesParser.create(config_loader=self.config_loader).parse_overrides(arguments)
             return [self.launcher.launch(self.split_arguments(parsed, None)[0], initial_job_idx=0)]
-        launched, plan = prepare_sweep(self.config, self.params, arguments, not self.dry_run, self.only)
-        jobs = [*self._parse_config(), *launched]  # the grid as BasicSweeper will launch it
-        if self.dry_run:
-            return preview(self.config, self.config_loader, jobs, self.only)
-        record_board(self.config, self.config_loader, jobs, plan.swept, self.only)
-        if self.only is not None:  # BasicSweeper launches its batches of the grid: these runs', then
-            self.launching = [job for job, _, _ in sweep_jobs(self.config, self.config_loader, jobs, self.only)]
+        assert self.config is not None, "Hydra calls setup() before sweep()"
+        try:
+            launched, plan = prepare_sweep(self.config, self.params, arguments, not self.dry_run, self.only)
+            grid = [*self._parse_config(), *launched]  # the grid as BasicSweeper would launch it
+            jobs = sweep_jobs(self.config, self.config_loader, grid, plan.swept, self.only)
+            sweep_dir = Path(self.config.hydra.sweep.dir)
+            compose = composer(self.config, self.config_loader)
+            if self.dry_run:
+                if preview(jobs, sweep_dir, compose):
+                    raise SystemExit(1)  # a run would fail on its values: said, one line each
+                return []
+            record_board(sweep_dir, jobs, plan.swept, compose)
+        except LstmSweepError as err:  # a refusal before anything runs: one line, not Hydra's traceback
+            print(f"lstm-train: error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        self.launching = [job for job, _ in jobs]  # each with the folder that is its own
         return super().sweep(launched)
 
     def split_arguments(self, overrides, max_batch_size):  # type: ignore[override]
-        """BasicSweeper's batches of the grid's jobs, of `only`'s runs where they are named."""
-        batches = BasicSweeper.split_arguments(overrides, max_batch_size)
-        if self.launching is None:
-            return batches
+        """The jobs sweep_jobs named (the grid's, or `only`'s), in BasicSweeper's batches."""
+        if self.launching is None:  # one task of a submitted sweep: its own overrides
+            return BasicSweeper.split_arguments(overrides, max_batch_size)
         size = max_batch_size or len(self.launching) or 1
         return [self.launching[i : i + size] for i in range(0, len(self.launching), size)]
 
     def validate_batch_is_legal(self, batch) -> None:
-        """Hydra's check, composing each job, with the compositions record_board made."""
+        """Hydra's check, composing each job (sweep.compose, as the HPARAMS columns did)."""
+        compose = composer(self.config, self.config_loader)
         for overrides in batch:
-            job_config(self.config, self.config_loader, overrides)
+            compose.compose(overrides)

@@ -37,18 +37,20 @@ class SlurmLauncher(Launcher):
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         from omegaconf import OmegaConf
 
-        from lstm_sweep.sweep.grid import job_config
+        from lstm_sweep.sweep.grid import composer
         from lstm_sweep.sweep.slurm import submit
 
         assert self.config is not None and self.hydra_context is not None, "Hydra calls setup() before launch()"
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         tasks = []
+        compose = composer(self.config, self.hydra_context.config_loader)
         for overrides in job_overrides:
-            composed = job_config(self.config, self.hydra_context.config_loader, overrides)
+            composed = compose.compose(overrides)
             tasks.append(
                 {
                     "run": str(OmegaConf.select(composed, "hydra.sweep.subdir")),
-                    "overrides": list(overrides),
+                    # the run's folder goes as `run` (a name made unique is among the overrides too)
+                    "overrides": [o for o in overrides if not o.startswith("hydra.sweep.subdir=")],
                     "sweep_dir": str(sweep_dir),
                 }
             )

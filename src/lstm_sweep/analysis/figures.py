@@ -24,7 +24,7 @@ from lstm_sweep.analysis.compare import configurations, read_reference, referenc
 from lstm_sweep.analysis.read import Sweep
 from lstm_sweep.analysis.stats import Comparison, describe, difference_distribution, mean_half_width
 from lstm_sweep.files import replacing
-from lstm_sweep.naming import level_label
+from lstm_sweep.naming import file_stem, level_label
 
 FORMATS = ("png", "pdf")
 
@@ -109,7 +109,7 @@ def comparison_figure(c: Comparison, a, b, out: Path) -> tuple[str, str]:
     fig.suptitle(f"{label_b} against {label_a}" + (f" ({where})" if where else ""), fontsize=10)
     fig.tight_layout()
     name = "_".join(str(part) for part in (c.factor, c.b, "vs", c.a, *c.context.values()))
-    stem = "comparison_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+    stem = file_stem("comparison_" + "".join(ch if ch.isalnum() else "_" for ch in name))
     save_figure(fig, out / stem)
     plt.close(fig)
     caption = (

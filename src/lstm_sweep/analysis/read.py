@@ -13,6 +13,7 @@ reasons in its error column, and is kept out of every mean like a failed run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lstm_sweep.errors import ConfigError, one_line
-from lstm_sweep.naming import NOT_RESULTS
+from lstm_sweep.files import read_yaml
+from lstm_sweep.naming import NOT_RESULTS, run_name
 from lstm_sweep.records import METRICS_FILE, STATUS_FILE, SWEEP_FILE, read_object, read_sweep_record, recorded_status
 from lstm_sweep.sweep.board import BOARD_FOLDER
 from lstm_sweep.sweep.slurm import ended_without_outcome, submitted_runs
@@ -36,6 +37,7 @@ RECORD_FILES = {STATUS_FILE, METRICS_FILE}  # with .hydra/ and event files: what
 EVENT_FILE_PREFIX = "events.out.tfevents."
 VERIFIED_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl")  # in metrics.json and the events
 FLOAT32_RTOL = 1e-6  # TensorBoard stores scalars as float32, metrics.json as float64
+HPARAMS_RECORDS = ("_hparams_/session_start_info", "_hparams_/session_end_info")
 FINAL_TAGS = ("train/ppl", "val/loss", "val/ppl", "test/loss", "test/ppl", "test/oracle_ppl", "wall_time_sec")
 # Tags as runs made before they were renamed log them (TensorBoard opens its first two tag
 # groups, alphabetically: a one-point `data/` group and Lightning's `epoch` once came first).
@@ -134,31 +136,67 @@ def read_info(sweep_dir: Path) -> dict:
 def read_overrides(run_dir: Path) -> dict[str, object]:
     """The run's task overrides as {key: value}, with values typed as Hydra parsed them; a
     list or mapping stays the text it was written as, so that it can label and group runs."""
-    lines = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
-    if not isinstance(lines, ListConfig):  # Hydra writes a list, [] when there are none
+    lines = read_yaml(run_dir / ".hydra" / "overrides.yaml")
+    if not isinstance(lines, list):  # Hydra writes a list, [] when there are none
         raise ValueError("it holds no list of overrides")
     return parse_overrides([str(line) for line in lines])
 
 
 def parse_overrides(lines: list[str]) -> dict[str, object]:
+    return dict(parse_override(line) for line in lines)
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_override(line: str) -> tuple[str, object]:
+    """(key, value) of one override; once per line: a sweep's runs share most of theirs, and
+    Hydra's parser takes milliseconds a line."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(lines)
-    return {
-        o.key_or_group: (o.get_value_element_as_str() if isinstance(o.value(), (list, dict)) else o.value())
-        for o in parsed
-    }
+    (o,) = OverridesParser.create().parse_overrides([line])
+    return o.key_or_group, (o.get_value_element_as_str() if isinstance(o.value(), (list, dict)) else o.value())
 
 
 def read_scalars(run_dir: Path) -> dict[str, list]:
     """{tag: [ScalarEvent, …]} from the run's event files (TensorBoard's reader, every point)."""
+    return read_events(run_dir)[0]
+
+
+def read_events(run_dir: Path) -> tuple[dict[str, list], set[str]]:
+    """The run's scalars (read_scalars) and the HPARAMS records its event files hold."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # It narrates every file it opens, and warns of the points a resumed run purged (as intended).
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    return {RENAMED_TAGS.get(tag, tag): events.Scalars(tag) for tag in events.Tags()["scalars"]}
+    scalars = {RENAMED_TAGS.get(tag, tag): events.Scalars(tag) for tag in events.Tags()["scalars"]}
+    try:
+        hparams = set(events.PluginTagToContent("hparams"))
+    except KeyError:  # no HPARAMS record at all
+        hparams = set()
+    return scalars, hparams
+
+
+STANDARD_SUBDIR = "${run_name:${hydra.job.override_dirname}}"  # conf/config.yaml's hydra.sweep.subdir
+
+
+def name_damage(run_dir: Path) -> list[str]:
+    """A sweep run whose records name another folder than its own: a copy, or a folder moved in
+    (its own runs are in the folders their records name). Runs outside a sweep have any name."""
+    path = run_dir / ".hydra" / "hydra.yaml"
+    if not path.is_file():
+        return []
+    try:
+        hydra = read_yaml(path)["hydra"]
+        if hydra.get("mode") != "MULTIRUN":
+            return []
+        subdir = hydra["sweep"]["subdir"]
+        own = run_name(hydra["job"]["override_dirname"]) if subdir == STANDARD_SUBDIR else str(subdir)
+    except Exception as err:
+        return [unreadable(".hydra/hydra.yaml", err)]
+    if "${" in own or own == run_dir.name:  # a naming of the user's own: nothing to check against
+        return []
+    return [f"stray: its records are those of run {own!r}, not of this folder (a copy, or a folder moved here)"]
 
 
 def read_status(run_dir: Path) -> tuple[str, str]:
@@ -170,8 +208,8 @@ def read_status(run_dir: Path) -> tuple[str, str]:
 
 def check_config(run_dir: Path) -> None:
     """Raise unless the run's saved config is a readable mapping of settings."""
-    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    if not isinstance(config, DictConfig) or not config:
+    config = read_yaml(run_dir / ".hydra" / "config.yaml")
+    if not isinstance(config, dict) or not config:
         raise ValueError("it holds no settings")
 
 
@@ -230,12 +268,22 @@ def read_run(run_dir: Path) -> tuple[dict, list[dict], dict | None]:
         status, error = "unfinished", ""
         damage.append(unreadable("status.json", err))
     try:
-        scalars = read_scalars(run_dir)
+        scalars, hparams = read_events(run_dir)
     except Exception as err:
-        scalars = {}
+        scalars, hparams = {}, set()
         damage.append(f"event files cannot be read: {one_line(err)}")
-    if (run_dir / METRICS_FILE).exists():
+    finished = (run_dir / METRICS_FILE).exists()
+    if finished:
         damage += metrics_damage(run_dir, scalars)
+        # written last of all (run/summary.py): without them the event files were cut short
+        missing = [record for record in HPARAMS_RECORDS if record not in hparams]
+        if missing:
+            damage.append(f"the event files hold no HPARAMS {' or '.join(missing)}: they were cut short")
+        if not (run_dir / STATUS_FILE).exists():
+            damage.append("status.json is missing")
+    elif status == "finished":
+        damage.append("status.json says finished, but metrics.json is missing")
+    damage += name_damage(run_dir)
     if damage:
         status, error = DAMAGED, "; ".join(damage + ([error] if error else []))
     row: dict[str, Any] = {"run": run_dir.name, "status": status, "error": error, "path": str(run_dir)}

@@ -15,8 +15,6 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-from lstm_sweep.analysis.read import read_sweep
-from lstm_sweep.analysis.report import write_report
 from lstm_sweep.errors import log_user_error
 from lstm_sweep.records import STATUS_FILE, read_status
 from lstm_sweep.sweep.child import PARENT_VARIABLE, SWEEP_DIR_VARIABLE
@@ -103,6 +101,9 @@ def launch(
 def finish(sweep_dir: Path, out: Path | None, report: bool = True) -> int:
     """Write the sweep's report (unless not wanted), list the runs that did not finish, and
     return the exit status: 1 if any did not."""
+    from lstm_sweep.analysis.read import read_sweep  # pandas and scipy: the report's, not the launch's
+    from lstm_sweep.analysis.report import write_report
+
     try:
         if report:
             sweep, out = write_report(sweep_dir, out)

@@ -37,6 +37,8 @@ def check_overrides(overrides: list[str]) -> None:
     for override in parsed:
         key = override.key_or_group
         group = key.split(".")[0]
+        if key == "experiment":
+            refuse_leaving_folder(override)
         if (
             key.startswith("hydra")
             or key in GROUPS
@@ -65,3 +67,16 @@ def check_overrides(overrides: list[str]) -> None:
                 ) from None
             except Exception:  # beneath an optional node (data.generator) that a data option fills in
                 break
+
+
+def refuse_leaving_folder(override: Any) -> None:
+    """An experiment names its sweep's folder under multirun/ (`experiment=greff/cifg` is
+    multirun/greff/cifg): a name with `..`, or a root, would put the sweep elsewhere."""
+    values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+    for value in values:
+        parts = str(value).replace("\\", "/").split("/")
+        if value is not None and (str(value).startswith(("/", "~")) or any(p in ("", ".", "..") for p in parts)):
+            raise ConfigError(
+                f"{override.input_line}: an experiment is a name (experiments/report2021.yaml is "
+                "experiment=report2021), not a path: its sweep's folder is multirun/<name>"
+            )

@@ -23,9 +23,8 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lstm_sweep.analysis.read import Sweep, read_sweep
-from lstm_sweep.analysis.sequential import Design, Question, questions, record, seeds_needed, verdict
 from lstm_sweep.cli.launch import finish, launch
 from lstm_sweep.errors import ConfigError, log_user_error
 from lstm_sweep.files import write_json
@@ -35,6 +34,10 @@ from lstm_sweep.sweep.grid import ONLY_KEY, quote
 from lstm_sweep.sweep.progress import SweepProgress
 from lstm_sweep.sweep.slurm import LIVE_STATES, job_states
 from lstm_sweep.sweep.status import submitted_since
+
+if TYPE_CHECKING:  # the statistics load scipy and pandas: only rounds need them, not every lstm-sweep
+    from lstm_sweep.analysis.read import Sweep
+    from lstm_sweep.analysis.sequential import Design, Question
 
 log = logging.getLogger("lstm_sweep.sweep")
 
@@ -72,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def until_decided(args: argparse.Namespace, argv: list[str], sweep_dir: Path) -> int:
+    from lstm_sweep.analysis.read import read_sweep
+    from lstm_sweep.analysis.sequential import Design, questions, record, seeds_needed, verdict
+
     try:
         design = Design(args.alpha, args.round_seeds, args.max_seeds, args.margin)
         refuse_seed_overrides(args.overrides)

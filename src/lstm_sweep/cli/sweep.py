@@ -32,6 +32,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from lstm_sweep.cli import rounds
 from lstm_sweep.cli.launch import finish, launch
 from lstm_sweep.errors import log_user_error
+from lstm_sweep.files import cannot_write
 from lstm_sweep.sweep.status import print_status, submitted_since
 
 log = logging.getLogger("lstm_sweep.sweep")
@@ -112,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # Hydra's parser: an override that is not key=value
         log.error("%s", str(err).strip().splitlines()[0])
         return 1
+    if not (args.no_report or args.dry_run):  # found now, not once every run has trained
+        problem = cannot_write(args.out or "reports")
+        if problem:
+            log.error("the report's folder%s: %s", f" (--out {args.out})" if args.out else "", problem)
+            return 1
     if args.until_decided:
         return rounds.until_decided(args, argv, sweep_dir)
     started = time.time()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import sys
 from pathlib import Path
@@ -24,8 +23,8 @@ from omegaconf import DictConfig
 
 from lstm_sweep.cli.overrides import check_overrides
 from lstm_sweep.errors import ConfigError, RunFinished, log_user_error
+from lstm_sweep.files import cannot_write
 from lstm_sweep.run.logfile import NOT_IN_RUN_LOG
-from lstm_sweep.run.train import record_run, run_in_sweep
 from lstm_sweep.sweep.child import stop_with_parent
 
 log = logging.getLogger("lstm_sweep.run.train")
@@ -34,6 +33,8 @@ log = logging.getLogger("lstm_sweep.run.train")
 @hydra.main(version_base="1.3", config_path=None, config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
     """The run; returns its `objective` metric (NaN if it did not finish) for Hydra's sweepers."""
+    from lstm_sweep.run.train import record_run, run_in_sweep  # Lightning: only a run needs it, not a dry run
+
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
@@ -56,14 +57,8 @@ def unwritable_output(overrides: list[str], multirun: bool) -> str | None:
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     default = "multirun" if multirun else "outputs"
     folder = next((a.split("=", 1)[1] for a in reversed(overrides) if a.startswith(key + "=")), default)
-    # the literal part, as far as it exists
-    existing = Path(folder.split("${")[0].strip("'\"") or ".").absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if os.access(existing, os.W_OK | os.X_OK):
-        return None
-    reason = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "permission denied"
-    return f"{key}={folder}: cannot write in {existing} ({reason})"
+    problem = cannot_write(folder.split("${")[0].strip("'\"") or ".")  # the literal part
+    return f"{key}={folder}: {problem}" if problem else None
 
 
 def main() -> None:

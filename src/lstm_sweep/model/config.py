@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -48,9 +49,11 @@ class ModelConfig:
     decoder_bias_init: Optional[float] = setting(None, "null: nn.Linear's initialisation; a number: that constant")
 
 
+@functools.cache
 def cell_fault(name: str) -> str | None:
     """Why `model.cell=name` names no usable cell (one line), or None: it must resolve, and a
-    tiny instance of it keep the contract (check.py)."""
+    tiny instance of it keep the contract (check.py). Once per name and process: a grid of
+    2,000 runs checks each of its few cells once."""
     from lstm_sweep.model.check import contract_fault
     from lstm_sweep.model.registry import BASELINE, resolve_cell
 

@@ -172,7 +172,7 @@ OBJECTIVES = ("best_val/ppl", "val/ppl", "test/ppl", "val/loss", "test/loss", "t
 
 @dataclass
 class RunConfig:
-    seed: int = at_least(0, 0, doc="fixes initialisation, data order and dropout")
+    seed: int = within(0, 2**32 - 1, 0, doc="fixes initialisation, data order and dropout (numpy's range)")
     data: DataConfig = setting(doc="the corpus and its batches (the data group picks one)", factory=DataConfig)
     model: ModelConfig = setting(doc="the cell and the language model", factory=ModelConfig)
     optim: Any = setting(MISSING, "an option of the optim group: adam, adamw or sgd")
@@ -202,11 +202,12 @@ def _optimizer_class(cfg: Any) -> str | None:
 def _batch_limits(cfg: Any) -> str | None:
     for split in ("train", "val", "test"):
         value = cfg.trainer[f"limit_{split}_batches"]
-        whole = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        if not (value is None or whole or (isinstance(value, float) and 0.0 <= value <= 1.0)):
+        # none at all would leave the run without its loss, its val/ppl or its test numbers
+        whole = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        if not (value is None or whole or (isinstance(value, float) and 0.0 < value <= 1.0)):
             return (
-                f"trainer.limit_{split}_batches={value!r} must be null, a number of batches >= 0 "
-                "or a fraction in [0, 1]"
+                f"trainer.limit_{split}_batches={value!r} must be null, a number of batches >= 1 "
+                "or a fraction in (0, 1]"
             )
     return None
 

@@ -31,11 +31,13 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import Callback
+from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from lstm_sweep.errors import ConfigError
+from lstm_sweep.errors import ConfigError, OtherRunFinished, ResumeUnreadable
+from lstm_sweep.fields import plain
 from lstm_sweep.files import replacing
 from lstm_sweep.naming import NOT_RESULTS
 from lstm_sweep.run.slurm import TimeLimitWarning
@@ -155,6 +157,38 @@ class ResumeCheckpoint(Callback):
         self.pending_states = state["random"]
 
 
+class RelocatableCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, with its files named relative to the run's checkpoints
+    folder in what resume.ckpt keeps of it. Lightning keeps absolute paths and, in a folder
+    moved or copied since, drops them: the resumed run would forget its best epoch, test an
+    epoch after it (trainer.test_checkpoint=best) and leave the old best file behind. Paths
+    of runs made before are rebased by file name, the files' folder being the run's own."""
+
+    @property
+    def state_key(self) -> str:  # ModelCheckpoint's: resume.ckpt files of either class load in both
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def state_dict(self) -> dict:
+        return rebased(super().state_dict(), lambda path: Path(path).name, ".")
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        here = Path(str(self.dirpath))
+        super().load_state_dict(rebased(state_dict, lambda path: str(here / Path(path).name), self.dirpath))
+
+
+def rebased(state: dict, move, dirpath) -> dict:
+    """A ModelCheckpoint state with each file path `move`d (empty paths stay empty)."""
+
+    def moved(path):
+        return move(path) if path else path
+
+    paths = {
+        key: moved(state[key]) for key in ("best_model_path", "kth_best_model_path", "last_model_path") if key in state
+    }
+    best_k = {moved(path): score for path, score in state.get("best_k_models", {}).items()}
+    return {**state, **paths, "best_k_models": best_k, "dirpath": dirpath}
+
+
 def wait_past_event_files(run_dir: Path) -> None:
     """TensorBoard reads a folder's event files in name order, and a name starts with the
     second the file was made: the resumed attempt's file must not share the interrupted
@@ -162,6 +196,37 @@ def wait_past_event_files(run_dir: Path) -> None:
     newest = max((int(p.name.split(".")[3]) for p in run_dir.glob("events.out.tfevents.*")), default=0)
     while time.time() < newest + 1:
         time.sleep(0.05)
+
+
+def changed_settings(before: dict, now: dict, keys) -> list[str]:
+    """The flat `keys` whose values differ between two flat configs, where they change results."""
+    return [k for k in keys if before.get(k) != now.get(k) and not k.startswith(NOT_RESULTS)]
+
+
+def changes(before: dict, now: dict, keys) -> str:
+    """changed_settings, as a refusal names them: `key (old → new), …`."""
+    return ", ".join(f"{k} ({before.get(k)!r} → {now.get(k)!r})" for k in changed_settings(before, now, keys))
+
+
+def refuse_other_finished(run_dir: Path, config: dict) -> None:
+    """A finished run is skipped as this one only if it was made with this one's settings: a
+    folder copied or moved in, or a grid whose names now mean other values, is refused in one
+    line and left as it is. Keys only one side has (added or removed since) are not compared."""
+    saved_file = run_dir / ".hydra" / "config.yaml"
+    if not saved_file.is_file():
+        return
+    try:
+        before = flatten(plain(OmegaConf.load(saved_file)))
+    except Exception:  # unreadable, or interpolations only its job resolved: lstm-aggregate judges it
+        return
+    now = flatten(config)
+    before.update({k: v for k, v in LEGACY_DEFAULTS.items() if k not in before})
+    differ = changes(before, now, sorted(set(before) & set(now)))
+    if differ:
+        raise OtherRunFinished(
+            f"{run_dir} holds a finished run with other settings: {differ}; it is left as it is "
+            "(move it away to train this run there)"
+        )
 
 
 def resume_point(run_dir: Path, config: dict) -> tuple[Path, int] | None:
@@ -174,18 +239,15 @@ def resume_point(run_dir: Path, config: dict) -> tuple[Path, int] | None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         saved, step = checkpoint["hyper_parameters"]["config"], checkpoint["global_step"]
     except Exception as err:  # written whole and renamed: something else damaged it
-        raise ConfigError(
+        raise ResumeUnreadable(
             f"{path} cannot be read ({type(err).__name__}); set trainer.resume=false to start the run over"
         ) from None
     before, now = flatten(saved), flatten(config)
     before.update({k: v for k, v in LEGACY_DEFAULTS.items() if k not in before})
-    changed = [
-        k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k) and not k.startswith(NOT_RESULTS)
-    ]
-    if changed:
-        details = ", ".join(f"{k} ({before.get(k)!r} → {now.get(k)!r})" for k in changed)
+    differ = changes(before, now, sorted(set(before) | set(now)))
+    if differ:
         raise ConfigError(
-            f"{run_dir} holds an unfinished run with other settings: {details}; resume it "
+            f"{run_dir} holds an unfinished run with other settings: {differ}; resume it "
             "with the same settings, or start it over with trainer.resume=false"
         )
     return path, step

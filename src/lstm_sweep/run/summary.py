@@ -9,6 +9,7 @@ comes before the curves. The CUSTOM SCALARS page opens on the comparison itself.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +24,13 @@ class RunLogger(TensorBoardLogger):
     a folder's files in name order, which need not be the order they were made in, and a
     resumed attempt's purge of the points after its checkpoint must come before all of its
     own points. `close` ends the file once the run has logged everything."""
+
+    @property
+    def log_dir(self) -> str:
+        """The folder as given: Lightning's expands `$VARIABLE` and `~` in it, and a run folder
+        named after a value such as `$HOME` would then log into another folder."""
+        version = self.version if isinstance(self.version, str) else f"version_{self.version}"
+        return os.path.join(self.root_dir, version)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         # Lightning adds its epoch counter to every logged dict; the step is the x axis, and

@@ -27,16 +27,24 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lstm_sweep.data.datamodule import LMDataModule
-from lstm_sweep.errors import ConfigError, RunBusy, RunFinished, one_line, user_message
+from lstm_sweep.errors import (
+    ConfigError,
+    OtherRunFinished,
+    ResumeUnreadable,
+    RunBusy,
+    RunFinished,
+    one_line,
+    user_message,
+)
 from lstm_sweep.fields import plain
 from lstm_sweep.files import write_json
 from lstm_sweep.naming import trial_label
-from lstm_sweep.records import METRICS_FILE, planned_runs
+from lstm_sweep.records import METRICS_FILE, is_finished, planned_runs
 from lstm_sweep.run.callbacks import DivergenceWatch, EpochLog, Throughput
 from lstm_sweep.run.config import check_config, lightning_arguments
 from lstm_sweep.run.folder import (
@@ -53,7 +61,9 @@ from lstm_sweep.run.module import LitLanguageModel
 from lstm_sweep.run.resume import (
     RESUME_FILE,
     AtomicCheckpointIO,
+    RelocatableCheckpoint,
     ResumeCheckpoint,
+    refuse_other_finished,
     resume_point,
     wait_past_event_files,
 )
@@ -92,7 +102,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
     datamodule = LMDataModule(cfg.data, seed=cfg.seed)
     datamodule.setup()
     assert datamodule.vocab is not None  # setup() built it
-    module = LitLanguageModel(config, vocab_size=len(datamodule.vocab))
+    module = build_module(config, len(datamodule.vocab))
     run_dir.mkdir(parents=True, exist_ok=True)
     datamodule.vocab.save(run_dir / "vocab.json")
     log.info(
@@ -134,7 +144,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
         callbacks.append(EarlyStopping(monitor="val/ppl", mode="min", patience=t.early_stopping_patience))
     # Weights only (a third of a full checkpoint with Adam's moments): they are tested and
     # sampled from; resuming is resume.ckpt's job.
-    best = ModelCheckpoint(
+    best = RelocatableCheckpoint(
         dirpath=checkpoints,
         filename="best-epoch{epoch}",
         auto_insert_metric_name=False,
@@ -146,7 +156,7 @@ def train(cfg: DictConfig, run_dir: str | Path, resume_from: tuple[Path, int] | 
     # Not save_last=True: Lightning writes that last.ckpt only when it also writes a monitored
     # checkpoint, so once val/ppl stops improving "last" silently stays the best epoch. A
     # callback without a monitor writes the final weights of every epoch.
-    last = ModelCheckpoint(
+    last = RelocatableCheckpoint(
         dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False, save_weights_only=True
     )
     with lightning_advice_silenced():
@@ -267,6 +277,8 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
     or with resuming off, its files are moved to attempts/<n>/ and the run starts over.
     """
     with run_lock(run_dir):
+        if is_finished(run_dir):  # never taken for this run unless it was made with its settings
+            refuse_other_finished(run_dir, plain(cfg))
         refuse_finished(run_dir)  # before status.json, which belongs to that run
         try:
             check_config(cfg)
@@ -275,7 +287,11 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
                 save_hydra_record(run_dir, cfg)
                 set_status(run_dir, "failed", err)
             raise
-        resume_from = resume_point(run_dir, plain(cfg)) if cfg.trainer.resume else None
+        try:
+            resume_from = resume_point(run_dir, plain(cfg)) if cfg.trainer.resume else None
+        except ResumeUnreadable as err:  # else status.json would go on naming the killed process
+            set_status(run_dir, "failed", err)
+            raise
         if resume_from is None:
             archive_previous_attempt(run_dir)
         save_hydra_record(run_dir, cfg)
@@ -301,6 +317,20 @@ def record_run(cfg: DictConfig, run_dir: Path) -> dict:
         return metrics
 
 
+def build_module(config: dict, vocab_size: int) -> LitLanguageModel:
+    """The model, or one line saying it does not fit in memory (torch says so in a traceback)."""
+    try:
+        return LitLanguageModel(config, vocab_size=vocab_size)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        m = config["model"]
+        raise ConfigError(
+            f"the model (model.embedding_size={m['embedding_size']}, model.hidden_size={m['hidden_size']}, "
+            f"model.num_layers={m['num_layers']}, {vocab_size} words) does not fit in memory: {one_line(err)}"
+        ) from None
+
+
 def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
     """One job of a multirun: skip it if finished; record, never raise, a failure. Returns the
     run's metrics (None if it did not finish)."""
@@ -319,6 +349,9 @@ def run_in_sweep(cfg: DictConfig, run_dir: Path) -> dict | None:
         except ValueError:  # damaged: never rewritten; lstm-aggregate lists it as such
             log.warning("%s cannot be read", run_dir / METRICS_FILE)
             return None
+    except OtherRunFinished as err:  # its folder's files, its log included, are that run's
+        log.error("run %s failed: %s", run_dir.name, err, extra=NOT_IN_RUN_LOG)
+        return None
     except RunBusy as err:  # another sweep process on this folder trains it
         log.info("%s: skipped", err, extra=NOT_IN_RUN_LOG)  # that run's log is the other process's
         return None

@@ -19,17 +19,18 @@ import os
 import platform
 import shlex
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import OmegaConf
 
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.fields import plain
 from lstm_sweep.files import write_json
-from lstm_sweep.naming import NOT_RESULTS
+from lstm_sweep.naming import NAME_MAX, NOT_RESULTS, unique_name
 from lstm_sweep.records import (
     SWEEP_FILE,
     is_finished,
@@ -38,6 +39,7 @@ from lstm_sweep.records import (
     recorded_status,
     sweep_starts,
 )
+from lstm_sweep.sweep.compose import GridComposer, task_config
 
 log = logging.getLogger("lstm_sweep.sweep")
 
@@ -161,103 +163,128 @@ PREVIEW_ACTIONS = (
     "resume",
     "start over",
     "refused (settings differ)",
+    "fail (bad value)",
     "skip (finished)",
     "skip (being trained)",
 )
 
 
 def resume_action(job_config, run_dir: Path) -> str:
-    """What the run would do with its resume checkpoint: resume, start over (trainer.resume
-    false), or be refused (its checkpoint was made with settings that change results)."""
-    from omegaconf import OmegaConf
+    """What the run would do with its folder's run: skip it (finished with these settings),
+    resume it, start over (trainer.resume false), or be refused (made with settings that change
+    results)."""
+    from lstm_sweep.run.resume import refuse_other_finished, resume_point
 
-    from lstm_sweep.run.resume import resume_point
-
-    task = OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])
-    if not task.trainer.resume:
-        return "start over"
+    task = plain(task_config(job_config))
     try:
-        resume_point(run_dir, plain(task))
+        if is_finished(run_dir):
+            refuse_other_finished(run_dir, task)
+            return "skip (finished)"
+        if not task["trainer"]["resume"]:
+            return "start over"
+        resume_point(run_dir, task)
     except ConfigError:
         return "refused (settings differ)"
     return "resume"
 
 
-# Composed job configs of this process's sweep, by (config, overrides): the HPARAMS columns,
-# Hydra's legality check and the SLURM launcher each need every run's, at 0.1–0.2 s a run.
-_composed: dict[tuple, tuple] = {}
+# The composer of this process's sweep: the HPARAMS columns, Hydra's legality check, the dry
+# run and the SLURM launcher each need every run's config.
+_composers: dict[int, tuple] = {}
 
 
-def job_config(config, config_loader, overrides) -> DictConfig:
-    """A run's config as Hydra composes it for the job (read only: the launchers that run
-    jobs compose their own)."""
-    key = (id(config), tuple(overrides))
-    if key not in _composed:  # the config is kept with its composition: its id stays its own
-        _composed[key] = (config, config_loader.load_sweep_config(config, list(overrides)))
-    return _composed[key][1]
+def composer(config, config_loader) -> GridComposer:
+    if id(config) not in _composers:  # the config is kept with its composer: its id stays its own
+        _composers[id(config)] = (config, GridComposer(config, config_loader))
+    return _composers[id(config)][1]
 
 
-def sweep_jobs(config, config_loader, overrides: list[str], only: list[str] | None = None) -> list[tuple]:
+def sweep_jobs(
+    config, config_loader, overrides: list[str], swept: list[str], only: list[str] | None = None
+) -> list[tuple[list[str], Path]]:
     """Each run the grid launches — those named in `only`, if given — as (its overrides, its
-    composed config as the job gets it, its folder)."""
+    folder). A run's folder is its readable name unless that would not be its own
+    (naming.unique_name): then its overrides name the folder. Names depend on the grid alone,
+    so every start of a sweep gives a run the same folder."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from omegaconf import OmegaConf
 
     parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
     sweep_dir = Path(config.hydra.sweep.dir)
-    jobs = []
-    for job in (job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch):
-        composed = job_config(config, config_loader, job)
-        jobs.append((job, composed, sweep_dir / str(OmegaConf.select(composed, "hydra.sweep.subdir"))))
-    if only is None:
-        return jobs
-    outside = sorted(set(only) - {run_dir.name for _, _, run_dir in jobs})
-    if outside:
-        raise ConfigError(f"hydra.sweeper.only names {outside[0]}, which the grid does not hold")
-    return [job for job in jobs if job[2].name in only]
+    grid = [(job, job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    jobs = [
+        (job, str(OmegaConf.select(composed, "hydra.sweep.subdir")))
+        for job, composed in composer(config, config_loader).each(grid)
+    ]
+    shared = Counter(name.casefold() for _, name in jobs)  # one folder on a case-blind filesystem too
+    named = []
+    for job, readable in jobs:
+        if shared[readable.casefold()] > 1 or len(readable) > NAME_MAX:
+            name = unique_name(readable, identity(job, swept))
+            job = [*job, f"hydra.sweep.subdir={quote(name)}"]
+        else:
+            name = readable
+        named.append((job, sweep_dir / name, readable))
+    if only is not None:
+        known = {n for _, run_dir, readable in named for n in (run_dir.name, readable)}
+        outside = sorted(set(only) - known)
+        if outside:
+            raise ConfigError(f"hydra.sweeper.only names {outside[0]}, which the grid does not hold")
+        named = [job for job in named if job[1].name in only or job[2] in only]
+    return [(job, run_dir) for job, run_dir, _ in named]
 
 
-def preview(config, config_loader, overrides: list[str], only: list[str] | None = None) -> list:
-    """A dry run: each run the sweep would launch, with what would happen to it, on stdout."""
-    jobs = sweep_jobs(config, config_loader, overrides, only)
-    sweep_dir = Path(config.hydra.sweep.dir)
+def identity(job: list[str], swept: list[str]) -> str:
+    """What tells a grid's runs apart: its swept keys' values, as its overrides give them."""
+    keys = {key.lstrip("+~") for key in swept}
+    return "\n".join(sorted(o for o in job if o.split("=", 1)[0].lstrip("+~") in keys))
+
+
+def preview(jobs: list[tuple[list[str], Path]], sweep_dir: Path, compose: GridComposer) -> int:
+    """A dry run: each run the sweep would launch (sweep_jobs), with what would happen to it, on
+    stdout; why each run that would fail on its values would, one line each on stderr. Returns
+    how many would fail so."""
+    from lstm_sweep.run.config import check_config
+
     counts: dict[str, int] = {}
-    for _, job_config, run_dir in jobs:
+    for run_dir, job_config in compose.each(jobs):
         if is_finished(run_dir):
-            action = "skip (finished)"
+            action = resume_action(job_config, run_dir)
         elif recorded_status(read_status(run_dir))[0] == "running":
             action = "skip (being trained)"
-        elif (run_dir / "checkpoints" / "resume.ckpt").is_file():
-            action = resume_action(job_config, run_dir)
-        elif run_dir.exists():
-            action = "start over"
         else:
-            action = "start"
+            try:  # what the run checks before it trains
+                check_config(job_config)  # its schema's keys: Hydra's node is not among them
+            except ConfigError as err:
+                action = "fail (bad value)"
+                print(f"{run_dir.name}: {err}", file=sys.stderr, flush=True)
+            else:
+                if (run_dir / "checkpoints" / "resume.ckpt").is_file():
+                    action = resume_action(job_config, run_dir)
+                elif run_dir.exists():
+                    action = "start over"
+                else:
+                    action = "start"
         counts[action] = counts.get(action, 0) + 1
         print(f"{action:<25} {run_dir.name}", flush=True)
     summary = ", ".join(f"{counts[action]} {action}" for action in PREVIEW_ACTIONS if action in counts)
     print(f"{len(jobs)} runs in {sweep_dir}: {summary}; dry run, nothing started", flush=True)
-    return []
+    return counts.get("fail (bad value)", 0)
 
 
-def record_board(config, config_loader, overrides: list[str], swept: list[str], only: list[str] | None = None) -> None:
+def record_board(sweep_dir: Path, jobs: list[tuple[list[str], Path]], swept: list[str], compose: GridComposer) -> None:
     """TensorBoard's HPARAMS columns for the sweep (sweep/board.py): this start's runs, as
     composed, and the runs earlier starts left in the folder, as saved."""
-    from omegaconf import OmegaConf
-
     from lstm_sweep.run.summary import hparam_values
     from lstm_sweep.sweep.board import write_experiment
 
     def settings(job_config) -> dict:
-        task = OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])
+        task = task_config(job_config)
         try:
             return hparam_values(plain(task))
         except Exception:  # an interpolation only a running job resolves: the settings as written
             return hparam_values(plain(task, resolve=False))
 
-    sweep_dir = Path(config.hydra.sweep.dir)
-    jobs = sweep_jobs(config, config_loader, overrides, only)
-    runs = {run_dir.name: settings(job_config) for _, job_config, run_dir in jobs}
+    runs = {run_dir.name: settings(job_config) for run_dir, job_config in compose.each(jobs)}
     for saved in sweep_dir.glob("*/.hydra/config.yaml"):
         if saved.parent.parent.name not in runs:
             try:

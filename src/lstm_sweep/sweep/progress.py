@@ -39,6 +39,7 @@ class SweepProgress:
     def __init__(self, sweep_dir: Path):
         self.sweep_dir, self.start = sweep_dir, time.monotonic()
         self.ended = ended_runs(sweep_dir) if sweep_dir.is_dir() else {}
+        self.before = {name for name, (status, _) in self.ended.items() if status == "finished"}  # skipped
         self.ends = 0  # runs that ended in this start: its pace
 
     def poll(self) -> None:
@@ -58,14 +59,16 @@ class SweepProgress:
         for name in sorted(n for n in now if now[n] != self.ended.get(n)):
             self.ended[name] = now[name]
             self.ends += 1
-            statuses = [status for status, _ in self.ended.values() if status]
-            done = sum(status == "finished" for status in statuses)
-            failed = sum(status == "failed" for status in statuses)
+            statuses = {n: status for n, (status, _) in self.ended.items()}
+            done = sum(status == "finished" for status in statuses.values())
+            failed = sum(status == "failed" for status in statuses.values())
+            skipped = sum(statuses.get(n) == "finished" for n in self.before)
             # folders of an earlier, other grid in the same sweep folder may count too: never "41 of 8"
             known = total is not None and 0 < total and done + failed <= total
             of = f" of {total}" if known else ""
-            line = f"run {name} {now[name][0]}: {done + failed}{of} runs done"
-            line += (f" ({failed} failed)" if failed else "") + f", {duration(elapsed)} into this start"
+            line = f"run {name} {now[name][0]}: {done}{of} runs finished"
+            line += f" ({skipped} before this start)" if skipped else ""
+            line += (f", {failed} failed" if failed else "") + f", {duration(elapsed)} into this start"
             if total is not None and known and total > done + failed:
                 line += f", about {duration(elapsed / self.ends * (total - done - failed))} left"
             log.info("%s", line)
