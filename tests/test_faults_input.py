@@ -137,6 +137,8 @@ def generate_main(caplog, capsys, *args: str) -> tuple[int, list[str]]:
         ("--temperature", "0", "--temperature=0.0 must be a finite number > 0"),
         ("--temperature", "-1", "--temperature=-1.0 must be a finite number > 0"),
         ("--tokens", "-1", "--tokens=-1 must be >= 0"),
+        ("--seed", "99999999999999999999", "--seed=99999999999999999999 must be in [0, 4294967295]"),
+        ("--seed", "-1", "--seed=-1 must be in [0, 4294967295]"),
     ],
 )
 def test_generate_refuses_a_bad_option_in_one_line(finished_run, caplog, capsys, option, value, says):
@@ -340,6 +342,41 @@ def test_a_compared_sweep_names_its_damaged_runs(sweep_of_two, tmp_path, caplog)
 def test_aggregate_refuses_a_missing_sweep_folder_with_status_1(tmp_path, caplog):
     assert aggregate.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "report")]) == 1
     assert [r.getMessage() for r in caplog.records] == [f"sweep folder {tmp_path / 'nowhere'} does not exist"]
+
+
+def test_a_run_whose_fixed_settings_are_not_its_sweeps_is_damaged_not_counted(sweep_of_two, tmp_path):
+    """A run made by hand into the folder, or a same-named run of another sweep copied in."""
+    fixed = {"model.cell": "one", "trainer.max_epochs": "3", "data.root": "/elsewhere", "hydra.launcher.n_jobs": "2"}
+    (sweep_of_two / "sweep.json").write_text(
+        json.dumps(
+            {
+                "name": "default",
+                "swept": ["seed"],
+                "starts": [{"command": "lstm-sweep", "date": "2026-12-06", "machine": "here", "fixed": fixed}],
+            }
+        )
+    )
+    for seed, epochs in ((0, 3), (1, 5)):
+        fake_run(
+            sweep_of_two / f"seed={seed}",
+            overrides=["model.cell=one", f"trainer.max_epochs={epochs}", "data.root=/here", f"seed={seed}"],
+            status=None,
+        )
+    sweep, out = write_report(sweep_of_two, tmp_path / "report")
+    runs = sweep.runs.set_index("run")
+    assert runs["status"].to_dict() == {"seed=0": "finished", "seed=1": "damaged"}  # data.root: where, not what
+    assert runs.loc["seed=1", "error"] == "its settings are not its sweep's: trainer.max_epochs=5 (the sweep's 3)"
+    assert pd.read_csv(out / "summary_test_perplexity.csv")["n"].tolist() == [1]
+
+
+def test_aggregate_refuses_an_out_it_cannot_write_before_reading_the_sweep(sweep_of_two, tmp_path, caplog):
+    a_file = tmp_path / "a file"
+    a_file.write_text("kept")
+    assert aggregate.main([str(sweep_of_two), "--out", str(a_file / "report")]) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        f"the report's folder (--out {a_file / 'report'}): cannot write in {a_file} (a file, not a folder)"
+    ]
+    assert a_file.read_text() == "kept"
 
 
 def test_a_garbage_sweep_json_is_warned_about_and_left_out(sweep_of_two, tmp_path, caplog):

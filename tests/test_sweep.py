@@ -762,6 +762,29 @@ def test_a_copied_run_folder_is_reported_as_a_stray_and_left_out(sweep, tmp_path
 
 
 @pytest.mark.slow
+def test_another_runs_event_file_copied_into_a_finished_run_damages_it(sweep, tmp_path):
+    """TensorBoard's reader merges the files: the run's event files then hold more epochs
+    than metrics.json, the run's claim, says it trained."""
+    cwd, _ = sweep
+    folder = tmp_path / "small"
+    shutil.copytree(cwd / "multirun" / "small", folder)
+    (foreign,) = (folder / "cell=one,layers=1,seed=0").glob("events.out.tfevents.*")
+    target = folder / "cell=one,layers=1,seed=1"
+    shutil.copy2(foreign, target / (foreign.name[: -len(foreign.suffix)] + ".99"))  # after its own, by name
+    proc = subprocess.run(
+        [str(BIN / "lstm-aggregate"), str(folder), "--out", str(tmp_path / "report")], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv").set_index("run")
+    assert runs.loc["cell=one,layers=1,seed=1", "status"] == "damaged"
+    assert (
+        "the event files hold 4 val/ppl points, metrics.json 2 epochs" in runs.loc["cell=one,layers=1,seed=1", "error"]
+    )
+    summary = pd.read_csv(tmp_path / "report" / "summary_test_perplexity.csv")
+    assert summary["n"].tolist() == [1, 2, 2, 2]
+
+
+@pytest.mark.slow
 def test_a_finished_run_of_other_settings_is_refused_not_skipped_and_kept(sweep, cache_dir, tmp_path):
     """A folder moved in under a name of the grid is never counted as the grid's run."""
     cwd, _ = sweep

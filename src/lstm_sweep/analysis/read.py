@@ -328,6 +328,9 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
         rows.append(row)
         epochs.extend(run_epochs)
         overrides.append(run_overrides)
+    for row, run_overrides in zip(rows, overrides):
+        if reason := settings_damage(run_overrides, info):
+            row["status"], row["error"] = DAMAGED, "; ".join(filter(None, [reason, row["error"]]))
     submissions = submitted_runs(sweep_dir)
     ended = ended_without_outcome([row["run"] for row in rows if row["status"] == "running"], submissions)
     for row in rows:
@@ -373,6 +376,28 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
     if sort_keys:
         runs = runs.sort_values(sort_keys, kind="stable", key=lambda c: c.map(_sortable)).reset_index(drop=True)
     return Sweep(sweep_dir, runs, epoch_table, factors, info)
+
+
+def settings_damage(run_overrides: dict | None, info: dict) -> str:
+    """Why a run is not of its sweep ("" when it is): an override of a key the sweep fixed
+    (sweep.json) holds another value, as in a run made by hand into the folder or a run of
+    another sweep of the same name copied in. Where the data lives or how progress showed
+    may differ (NOT_RESULTS), as may Hydra's own keys."""
+    starts = info.get("starts") or [{}]
+    fixed = starts[0].get("fixed") if isinstance(starts[0], dict) else None
+    if not run_overrides or not isinstance(fixed, dict):
+        return ""
+    differ = []
+    for key, text in fixed.items():
+        if key.startswith("hydra") or key.lstrip("+~").startswith(NOT_RESULTS) or key not in run_overrides:
+            continue
+        try:
+            expected = parse_override(f"{key}={text}")[1]
+        except Exception:  # a value sweep.json cannot give back: nothing to compare
+            continue
+        if run_overrides[key] != expected:
+            differ.append(f"{key}={run_overrides[key]!r} (the sweep's {expected!r})")
+    return f"its settings are not its sweep's: {', '.join(differ)}" if differ else ""
 
 
 def _sortable(value):

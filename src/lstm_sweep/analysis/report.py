@@ -184,7 +184,6 @@ def evidence_lines(comparisons) -> list[str]:
     return lines
 
 
-
 def robust_caption() -> str:
     return (
         "The mean beside the interquartile mean (the mean of the middle half of the runs), each with its "

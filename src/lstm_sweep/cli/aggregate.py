@@ -12,6 +12,7 @@ from pathlib import Path
 from lstm_sweep.analysis.report import write_report
 from lstm_sweep.analysis.stats import CORRECTIONS
 from lstm_sweep.errors import log_user_error
+from lstm_sweep.files import cannot_write
 
 log = logging.getLogger("lstm_sweep.analysis.report")
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--compare {item!r}: expected LABEL=DIR")
         variations.append((label, Path(folder)))
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    problem = cannot_write(args.out or "reports")  # found before the sweep is read, not after
+    if problem:
+        log.error("the report's folder%s: %s", f" (--out {args.out})" if args.out else "", problem)
+        return 1
     try:
         sweep, out = write_report(args.sweep_dir, args.out, variations, args.correction)
     except Exception as err:

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="lstm-generate: %(levelname)s: %(message)s")
     try:
-        check_sampling(args.tokens, args.temperature)  # before the checkpoint is loaded
+        check_sampling(args.tokens, args.temperature, args.seed)  # before the checkpoint is loaded
         model, vocab, config = load_run(args.run_dir, args.checkpoint)
         tokenize = config["data"].get("tokenize", "word")
         prefix_ids = tokenize_prefix(args.prefix, vocab, tokenize)

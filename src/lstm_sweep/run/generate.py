@@ -79,8 +79,13 @@ def load_run(run_dir: Path, checkpoint: str = "last") -> tuple[LanguageModel, Vo
     return model.eval(), vocab, config
 
 
-def check_sampling(tokens: int, temperature: float) -> None:
-    """Refuse a sample length or temperature that cannot give text."""
+SEED_MAX = 2**32 - 1  # as a run's seed
+
+
+def check_sampling(tokens: int, temperature: float, seed: int | None = None) -> None:
+    """Refuse a sample length, temperature or seed that cannot give text."""
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"--seed={seed} must be in [0, {SEED_MAX}]")
     if tokens < 0:
         raise ConfigError(f"--tokens={tokens} must be >= 0")
     if not (math.isfinite(temperature) and temperature > 0):  # inf samples uniformly; nan breaks sampling
