@@ -47,6 +47,11 @@ def grid() -> list[list[str]]:
     # a mapping set before a plain value under it: the order matters, so Hydra composes it
     jobs.append([*FIXED, "++trainer={max_epochs: 4}", "trainer.max_epochs=5", "seed=5"])
     jobs.append([*FIXED, "schedule=plateau", "seed=6", "model.cell=two", "model.hidden_size=16", "optim=adam"])
+    # a key and its parent, both plain: the parent's value, set after, holds (Hydra composes it)
+    jobs += [
+        [*FIXED, "experiment=report2021", f"reference.source={s}", "reference=null", f"seed={n}"]
+        for n, s in enumerate("ab")
+    ]
     return jobs
 
 
@@ -71,8 +76,8 @@ def test_each_job_is_composed_as_hydra_composes_it(hydra_loader):
         assert OmegaConf.select(fast, "hydra.job.override_dirname") == oracle.hydra.job.override_dirname
     # Hydra composed once per optim of the 16-run product, once per optim with data.root beside
     # it, once for both given folders (one optim), once for the entangled mapping, once for
-    # the schedule
-    assert hydra_calls == 2 + 2 + 1 + 1 + 1
+    # the schedule, once for each job that sets a key and its parent
+    assert hydra_calls == 2 + 2 + 1 + 1 + 1 + 2
 
 
 def test_a_bad_value_is_refused_as_hydra_refuses_it(hydra_loader):

@@ -369,6 +369,16 @@ def test_a_run_whose_fixed_settings_are_not_its_sweeps_is_damaged_not_counted(sw
     assert pd.read_csv(out / "summary_test_perplexity.csv")["n"].tolist() == [1]
 
 
+def test_a_fixed_value_that_is_nan_is_its_own_runs_value(sweep_of_two, tmp_path):
+    from lstm_sweep.analysis.read import settings_damage
+
+    info = {"starts": [{"fixed": {"model.decoder_bias_init": "nan", "seed": "1"}}]}
+    assert settings_damage({"model.decoder_bias_init": math.nan, "seed": 1}, info) == ""
+    assert settings_damage({"model.decoder_bias_init": 0.5, "seed": 1}, info) == (
+        "its settings are not its sweep's: model.decoder_bias_init=0.5 (the sweep's nan)"
+    )
+
+
 def test_aggregate_refuses_an_out_it_cannot_write_before_reading_the_sweep(sweep_of_two, tmp_path, caplog):
     a_file = tmp_path / "a file"
     a_file.write_text("kept")

@@ -96,7 +96,8 @@ def test_lstm_train_on_a_finished_folder_refuses_and_rewrites_nothing(tmp_path, 
     record = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert (tmp_path / "run" / ".hydra" / "config.yaml") in record
     proc = subprocess.run([*cli, "model.hidden_size=32"], capture_output=True, text=True)
-    assert proc.returncode == 1 and "already holds a finished run" in proc.stderr
+    assert proc.returncode == 1
+    assert "holds a finished run with other settings: model.hidden_size (16 → 32)" in proc.stderr
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == record
 
 

@@ -592,6 +592,20 @@ def test_a_name_made_unique_stays_readable_short_and_its_runs_own():
     name = unique_name(long, long)
     assert len(name) == NAME_MAX and is_name_of(name, long) and not is_name_of(long, "seed=1")
     assert with_seed(unique_name("cell=one,seed=3", "i"), 12) == "cell=one,seed=12"
+    wide = "unk_token=" + "語" * 100 + ",seed=1"  # 300 bytes in 100 characters
+    name = unique_name(wide, wide)
+    assert len(name.encode()) <= NAME_MAX and name.endswith("~" + name[-8:]) and is_name_of(name, wide)
+
+
+@pytest.mark.parametrize("value", ["a", "a\\b", "a\\", "it's", "a\\'b", "${x}", "a${b}c", "~abc", "a,b", "[x]", "$"])
+def test_a_quoted_override_gives_back_its_value_in_the_config(value):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from lstm_sweep.sweep.grid import quote
+
+    parsed = OverridesParser.create().parse_override(f"hydra.sweep.subdir={quote(value)}").value()
+    assert OmegaConf.create({"subdir": parsed}).subdir == value
 
 
 def test_a_finished_run_of_other_settings_is_never_skipped_as_this_one(tmp_path, make_cfg):
@@ -738,6 +752,13 @@ def test_a_long_or_slashed_swept_value_gets_a_folder_and_a_report(tmp_path, cach
     assert sorted(runs["data.unk_token"]) == sorted(["unk", "a/b", long]) and set(runs["status"]) == {"finished"}
 
 
+def aggregate_damaged(folder: Path, out: Path) -> pd.DataFrame:
+    """lstm-aggregate on a sweep holding a damaged run: exit status 1, the runs by name."""
+    proc = subprocess.run([str(BIN / "lstm-aggregate"), str(folder), "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    return pd.read_csv(out / "runs.csv").set_index("run")
+
+
 @pytest.mark.slow
 def test_a_copied_run_folder_is_reported_as_a_stray_and_left_out(sweep, tmp_path):
     cwd, _ = sweep
@@ -747,11 +768,7 @@ def test_a_copied_run_folder_is_reported_as_a_stray_and_left_out(sweep, tmp_path
         ["cp", "-a", str(folder / "cell=one,layers=1,seed=0"), str(folder / "cell=one,layers=1,seed=0 copy")],
         check=True,
     )
-    proc = subprocess.run(
-        [str(BIN / "lstm-aggregate"), str(folder), "--out", str(tmp_path / "report")], capture_output=True, text=True
-    )
-    assert proc.returncode == 1
-    runs = pd.read_csv(tmp_path / "report" / "runs.csv").set_index("run")
+    runs = aggregate_damaged(folder, tmp_path / "report")
     assert runs.loc["cell=one,layers=1,seed=0 copy", "status"] == "damaged"
     assert (
         "stray: its records are those of run 'cell=one,layers=1,seed=0'"
@@ -771,11 +788,7 @@ def test_another_runs_event_file_copied_into_a_finished_run_damages_it(sweep, tm
     (foreign,) = (folder / "cell=one,layers=1,seed=0").glob("events.out.tfevents.*")
     target = folder / "cell=one,layers=1,seed=1"
     shutil.copy2(foreign, target / (foreign.name[: -len(foreign.suffix)] + ".99"))  # after its own, by name
-    proc = subprocess.run(
-        [str(BIN / "lstm-aggregate"), str(folder), "--out", str(tmp_path / "report")], capture_output=True, text=True
-    )
-    assert proc.returncode == 1
-    runs = pd.read_csv(tmp_path / "report" / "runs.csv").set_index("run")
+    runs = aggregate_damaged(folder, tmp_path / "report")
     assert runs.loc["cell=one,layers=1,seed=1", "status"] == "damaged"
     assert (
         "the event files hold 4 val/ppl points, metrics.json 2 epochs" in runs.loc["cell=one,layers=1,seed=1", "error"]

@@ -93,6 +93,15 @@ def test_the_names_of_the_runs_a_round_needs():
     sweep = Sweep(Path("s"), runs_table(5, {1: 0.0, 2: 0.0}), pd.DataFrame(), FACTORS)
     names = run_names(sweep, [({"model.cell": "two", "model.num_layers": 2}, 7)])
     assert names == [f"cell=two,layers=2,seed={s}" for s in range(7)]
+    # runs whose folders were made unique (naming.unique_name) are found under their own names
+    runs = runs_table(5, {1: 0.0, 2: 0.0})
+    runs["run"] = [name + "~0123abcd" if name.startswith("cell=two,layers=2") else name for name in runs["run"]]
+    names = run_names(
+        Sweep(Path("s"), runs, pd.DataFrame(), FACTORS), [({"model.cell": "two", "model.num_layers": 2}, 7)]
+    )
+    assert names == [f"cell=two,layers=2,seed={s}~0123abcd" for s in range(5)] + [
+        f"cell=two,layers=2,seed={s}" for s in (5, 6)
+    ]
     assert with_seed("cell=one,data.split_fractions=[0.8,0.1,0.1],seed=3", 12) == (
         "cell=one,data.split_fractions=[0.8,0.1,0.1],seed=12"
     )

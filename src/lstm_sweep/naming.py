@@ -32,28 +32,39 @@ def run_name(override_dirname: str) -> str:
     items = [item.split("=", 1) for item in split_top_level(override_dirname) if "=" in item]
     shorts = [short_key(k) for k, _ in items]
     names = [s if shorts.count(s) == 1 else k.lstrip("+~") for (k, _), s in zip(items, shorts)]
-    return ",".join(f"{n}={v}".replace("/", "_") for n, (_, v) in zip(names, items))
+    # a folder is one name, and a backslash would be an escape in the name's override
+    return ",".join(f"{n}={v}".replace("/", "_").replace("\\", "_") for n, (_, v) in zip(names, items))
 
 
 # A readable name is a run's folder unless two runs of a grid would share it (values that
 # read alike, `a/b` and `a_b`, or keys kept out of names, data.root), a folder of that name
 # holds a run of other settings, or it is too long for a filesystem: then it is cut to
-# NAME_MAX characters and given the run's own suffix, `~` and 8 hex digits of a hash of its
+# NAME_MAX bytes and given the run's own suffix, `~` and 8 hex digits of a hash of its
 # swept values — readable still, and never another run's.
 NAME_MAX = 120
 SUFFIX = re.compile(r"~[0-9a-f]{8}")
 
 
+def too_long(name: str) -> bool:
+    """Longer than NAME_MAX bytes: filesystems count a name's UTF-8 bytes (255 at most)."""
+    return len(name.encode()) > NAME_MAX
+
+
+def cut(name: str, size: int = NAME_MAX - 9) -> str:
+    """The name's longest start of at most `size` UTF-8 bytes, never half a character."""
+    return name.encode()[:size].decode("utf-8", "ignore")
+
+
 def unique_name(readable: str, identity: str) -> str:
     digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
-    return f"{readable[: NAME_MAX - 9]}~{digest}"
+    return f"{cut(readable)}~{digest}"
 
 
 def file_stem(label: str) -> str:
     """A report file's name for a label made of swept values: no `/`, and no longer than a
     filesystem allows (cut and made unique as run folders are)."""
     stem = label.replace("/", "_").replace("\0", "_")
-    return stem if len(stem) <= NAME_MAX else unique_name(stem, label)
+    return unique_name(stem, label) if too_long(stem) else stem
 
 
 def readable_part(name: str) -> str:
@@ -63,7 +74,7 @@ def readable_part(name: str) -> str:
 
 def is_name_of(name: str, readable: str) -> bool:
     """Whether `name` is a folder name the run whose readable name is `readable` can have."""
-    return name == readable or (readable_part(name) == readable[: NAME_MAX - 9] and name != readable_part(name))
+    return name == readable or (readable_part(name) == cut(readable) and name != readable_part(name))
 
 
 def with_seed(run: str, seed: int) -> str:

@@ -395,9 +395,13 @@ def settings_damage(run_overrides: dict | None, info: dict) -> str:
             expected = parse_override(f"{key}={text}")[1]
         except Exception:  # a value sweep.json cannot give back: nothing to compare
             continue
-        if run_overrides[key] != expected:
+        if run_overrides[key] != expected and not (_is_nan(run_overrides[key]) and _is_nan(expected)):
             differ.append(f"{key}={run_overrides[key]!r} (the sweep's {expected!r})")
     return f"its settings are not its sweep's: {', '.join(differ)}" if differ else ""
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _sortable(value):

@@ -182,8 +182,9 @@ def missing_runs(sweep: Sweep, found: list[Question], wanted: list[str] | None, 
 
 
 def run_names(sweep: Sweep, needed: list[tuple[dict, int]]) -> list[str]:
-    """The folder names of seeds 0 … n−1 of each configuration: a run of the configuration
-    the folder holds, with each seed in its name."""
+    """The folder names of seeds 0 … n−1 of each configuration: the folder of that seed where
+    the sweep holds one (its name may carry a unique suffix, naming.unique_name), else the
+    readable name of a run of the configuration with the seed in it."""
     names = []
     for config, n in needed:
         mask = sweep.runs["run"].notna()
@@ -191,8 +192,10 @@ def run_names(sweep: Sweep, needed: list[tuple[dict, int]]) -> list[str]:
             mask &= sweep.runs[key] == value
         if not mask.any():
             raise ConfigError(f"no run of {config} in {sweep.folder}: the first round has not made one")
-        example = str(sweep.runs[mask]["run"].iloc[0])
-        names += [with_seed(example, seed) for seed in range(n)]
+        runs = sweep.runs[mask]
+        made = dict(zip(runs["seed"], runs["run"])) if "seed" in runs else {}
+        example = str(runs["run"].iloc[0])
+        names += [str(made[seed]) if seed in made else with_seed(example, seed) for seed in range(n)]
     return names
 
 

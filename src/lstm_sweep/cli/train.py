@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lstm_sweep.cli.overrides import check_overrides
-from lstm_sweep.errors import ConfigError, RunFinished, log_user_error
+from lstm_sweep.errors import ConfigError, OtherRunFinished, RunFinished, log_user_error
 from lstm_sweep.files import cannot_write
 from lstm_sweep.run.logfile import NOT_IN_RUN_LOG
 from lstm_sweep.sweep.child import stop_with_parent
@@ -43,7 +43,8 @@ def hydra_main(cfg: DictConfig) -> float:
         return objective(cfg, record_run(cfg, run_dir))
     except Exception as err:
         # to stderr and the run's train.log, unless the run is someone else's: a finished one
-        sys.exit(log_user_error(err, log, extra=NOT_IN_RUN_LOG if isinstance(err, RunFinished) else None))
+        theirs = isinstance(err, (RunFinished, OtherRunFinished))  # the folder's log is the finished run's
+        sys.exit(log_user_error(err, log, extra=NOT_IN_RUN_LOG if theirs else None))
 
 
 def objective(cfg: DictConfig, metrics: dict | None) -> float:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -49,11 +48,14 @@ class ModelConfig:
     decoder_bias_init: Optional[float] = setting(None, "null: nn.Linear's initialisation; a number: that constant")
 
 
-@functools.cache
+_PASSED: set[type] = set()  # cell classes that kept the contract in this process
+
+
 def cell_fault(name: str) -> str | None:
     """Why `model.cell=name` names no usable cell (one line), or None: it must resolve, and a
-    tiny instance of it keep the contract (check.py). Once per name and process: a grid of
-    2,000 runs checks each of its few cells once."""
+    tiny instance of it keep the contract (check.py). A pass is remembered for the process (a
+    grid of 2,000 runs checks each of its few cells once); a fault is not, so a cell
+    registered, re-registered or mended later in a notebook is checked again."""
     from lstm_sweep.model.check import contract_fault
     from lstm_sweep.model.registry import BASELINE, resolve_cell
 
@@ -63,8 +65,13 @@ def cell_fault(name: str) -> str | None:
         cell = resolve_cell(name)
     except ConfigError as err:
         return str(err)
+    if cell in _PASSED:
+        return None
     fault = contract_fault(cell)
-    return f"model.cell={name!r}: {fault}" if fault else None
+    if fault:
+        return f"model.cell={name!r}: {fault}"
+    _PASSED.add(cell)
+    return None
 
 
 def _cell(cfg: Any) -> str | None:

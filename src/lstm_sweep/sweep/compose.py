@@ -50,7 +50,7 @@ class GridComposer:
         next call (copy what must outlive it)."""
         overrides = [self.parse(line) for line in job]
         again = [o for o in overrides if self._applies_again(o)]
-        if self._entangled(again, [o for o in overrides if not self._is_group(o) and o not in again]):
+        if self._entangled(again, [o for o in overrides if not self._is_group(o)]):
             return self._hydra(job)  # an order that matters: Hydra's, in full
         key = tuple(("value", o.key_or_group) if o in again else o.input_line for o in overrides)
         if key not in self.templates:
@@ -99,11 +99,17 @@ class GridComposer:
         )
 
     @staticmethod
-    def _entangled(again: list[Override], others: list[Override]) -> bool:
-        """Whether a value applied again shares a key, or a key's parent, with a value override
-        that is not: applying it after them may not be applying it in its place among them."""
-        keys = [o.key_or_group + "." for o in others]
-        return any(a.startswith(b) or b.startswith(a) for a in (o.key_or_group + "." for o in again) for b in keys)
+    def _entangled(again: list[Override], values: list[Override]) -> bool:
+        """Whether two value overrides share a key, or one's key is the other's parent
+        (`reference=null` and `reference.source=x`), unless both set the same key to a plain
+        value: then applying the plain ones again, after Hydra applied them all in order, may
+        not be applying each in its place among them."""
+        keys = [(o.key_or_group + ".", o in again) for o in values]
+        return any(
+            (a.startswith(b) or b.startswith(a)) and not (a == b and plain_a and plain_b)
+            for i, (a, plain_a) in enumerate(keys)
+            for b, plain_b in keys[i + 1 :]
+        )
 
 
 def task_config(cfg: DictConfig) -> DictConfig:

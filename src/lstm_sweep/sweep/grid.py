@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 from collections import Counter
@@ -30,7 +31,7 @@ from omegaconf import OmegaConf
 from lstm_sweep.errors import ConfigError
 from lstm_sweep.fields import plain
 from lstm_sweep.files import write_json
-from lstm_sweep.naming import NAME_MAX, NOT_RESULTS, unique_name
+from lstm_sweep.naming import NOT_RESULTS, too_long, unique_name
 from lstm_sweep.records import (
     SWEEP_FILE,
     is_finished,
@@ -49,8 +50,10 @@ COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to rec
 
 
 def quote(value: str) -> str:
-    """A Hydra override value that keeps any character."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A Hydra override value that gives back `value` in the config: Hydra reads a backslash
+    as an escape only before a quote or at the end, and OmegaConf `${` as an interpolation."""
+    text = re.sub(r"(\\+)(?='|$)", r"\1\1", value).replace("'", "\\'").replace("${", "\\${")
+    return f"'{text}'"
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def sweep_jobs(
     shared = Counter(name.casefold() for _, name in jobs)  # one folder on a case-blind filesystem too
     named = []
     for job, readable in jobs:
-        if shared[readable.casefold()] > 1 or len(readable) > NAME_MAX:
+        if shared[readable.casefold()] > 1 or too_long(readable):
             name = unique_name(readable, identity(job, swept))
             job = [*job, f"hydra.sweep.subdir={quote(name)}"]
         else:
