@@ -534,8 +534,11 @@ def test_two_sweeps_on_one_folder_train_each_run_exactly_once(tmp_path, cache_di
         assert json.loads((run / "status.json").read_text())["status"] == "finished"
         assert (run / "train.log").read_text().count("test/ppl ") == 1, run.name  # trained once
         assert not (run / "attempts").exists()  # nothing moved under a live run
-    assert "being trained by another process: skipped" in errors[0] + errors[1]
-    assert "Traceback" not in errors[0] + errors[1]
+    # each run was trained by one sweep and skipped by the other: found being trained, or
+    # finished, as the two happened to interleave (a faster start can leave one behind)
+    both = errors[0] + errors[1]
+    assert both.count("being trained by another process: skipped") + both.count("already finished: skipped") == 4
+    assert "Traceback" not in both
 
 
 @pytest.mark.slow
@@ -582,19 +585,19 @@ def test_run_names():
 
 
 def test_a_name_made_unique_stays_readable_short_and_its_runs_own():
-    from lstm_sweep.naming import NAME_MAX, is_name_of, readable_part, unique_name, with_seed
+    from lstm_sweep.naming import NAME_MAX, cut, readable_part, unique_name, with_seed
 
     a, b = unique_name("seed=0", "data.root=corpA\nseed=0"), unique_name("seed=0", "data.root=corpB\nseed=0")
     assert a != b and a.startswith("seed=0~") and len(a) == len("seed=0") + 9
     assert a == unique_name("seed=0", "data.root=corpA\nseed=0")  # the same run, the same folder, every start
-    assert readable_part(a) == "seed=0" and is_name_of(a, "seed=0") and not is_name_of("seed=0~x", "seed=0")
+    assert readable_part(a) == "seed=0" and readable_part("seed=0~x") == "seed=0~x"
     long = "unk_token=" + "x" * 300 + ",seed=1"
     name = unique_name(long, long)
-    assert len(name) == NAME_MAX and is_name_of(name, long) and not is_name_of(long, "seed=1")
+    assert len(name) == NAME_MAX and readable_part(name) == long[: NAME_MAX - 9]
     assert with_seed(unique_name("cell=one,seed=3", "i"), 12) == "cell=one,seed=12"
     wide = "unk_token=" + "語" * 100 + ",seed=1"  # 300 bytes in 100 characters
     name = unique_name(wide, wide)
-    assert len(name.encode()) <= NAME_MAX and name.endswith("~" + name[-8:]) and is_name_of(name, wide)
+    assert len(name.encode()) <= NAME_MAX and readable_part(name) == cut(wide) and wide.startswith(cut(wide))
 
 
 @pytest.mark.parametrize("value", ["a", "a\\b", "a\\", "it's", "a\\'b", "${x}", "a${b}c", "~abc", "a,b", "[x]", "$"])

@@ -72,11 +72,6 @@ def readable_part(name: str) -> str:
     return name[:-9] if len(name) > 9 and SUFFIX.fullmatch(name[-9:]) else name
 
 
-def is_name_of(name: str, readable: str) -> bool:
-    """Whether `name` is a folder name the run whose readable name is `readable` can have."""
-    return name == readable or (readable_part(name) == cut(readable) and name != readable_part(name))
-
-
 def with_seed(run: str, seed: int) -> str:
     """The readable name of the run of the same configuration with another seed (`…,seed=3` →
     `…,seed=12`): the seed's place in a name is its key's, whatever its value."""
