@@ -283,3 +283,33 @@ def test_seeds_until_decided_runs_each_round_as_a_job_array_and_waits_for_it(clu
     (comparison,) = json.loads((sweep_dir / "sequential.json").read_text())["comparisons"]
     assert [look["n"] for look in comparison["looks"]] == [2, 4]
     assert "## Seeds until decided" in (tmp_path / "reports" / "default" / "REPORT.md").read_text()
+
+
+def test_a_search_submitted_to_the_cluster_runs_its_trials_and_reports_them(cluster, tmp_path, cache_dir):
+    search = (
+        "++hydra.sweeper.search={trials: 3, seed: 1, "
+        'space: {optim.lr: "loguniform(1e-3, 1e-1)", model.hidden_size: "logint(8, 24)"}}'
+    )
+    tiny = [
+        *(o for o in TINY if not o.startswith("model.hidden_size=")),
+        "trainer.max_epochs=1",
+        "model.num_layers=1",
+        "seed=0",
+        "model.cell=one,two",
+        search,
+    ]
+    proc = lstm_sweep(tmp_path, cache_dir, "--dir", "search", "hydra/launcher=slurm", *tiny)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wait_for(lambda: "completed" in status(tmp_path, "search")[""]["summary"], "the search's report job", seconds=600)
+    states = status(tmp_path, "search")
+    assert {run: s["state"] for run, s in states.items() if run} == {
+        f"cell={c},trial={t}": "finished" for c in ("one", "two") for t in range(3)
+    }
+    from lstm_sweep.analysis.read import read_sweep, trial_values
+
+    sweep = read_sweep(tmp_path / "search")
+    trials = trial_values(sweep.search)
+    for _, run in sweep.runs.iterrows():
+        assert {k: run[k] for k in trials[run["trial"]]} == trials[run["trial"]], run["run"]
+    text = (tmp_path / "reports" / "default" / "REPORT.md").read_text()
+    assert "## Search" in text and "A random search of 3 trials (search seed 1)" in text

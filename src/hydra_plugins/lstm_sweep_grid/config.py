@@ -3,7 +3,7 @@ annotations here: Hydra's scan runs this module outside sys.modules, where a dat
 cannot resolve them.)"""
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -28,6 +28,11 @@ class GridSweeperConfig:
     only: Optional[list[str]] = setting(
         None,
         "launch only these runs of the grid, by folder name (lstm-sweep --until-decided's rounds); null: every run",
+    )
+    search: dict[str, Any] = setting(
+        doc="a random search crossed with the grid: trials, seed, method (random, sobol, lhs) and space, "
+        "as optim.lr: loguniform(1e-4, 1e-1) (docs: guides/search.md); empty: the grid alone",
+        factory=dict,
     )
     task: bool = setting(False, "one task of a submitted sweep (cli/slurm_task.py): launch its one run")
 

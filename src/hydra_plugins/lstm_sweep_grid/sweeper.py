@@ -8,7 +8,8 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_loader import ConfigLoader
 
 from lstm_sweep.errors import LstmSweepError
-from lstm_sweep.sweep.grid import composer, prepare_sweep, preview, record_board, sweep_jobs
+from lstm_sweep.sweep.grid import composer, prepare_sweep, preview, record_board, search_arguments, sweep_jobs
+from lstm_sweep.sweep.search import parse_search
 
 
 class GridSweeper(BasicSweeper):
@@ -16,9 +17,9 @@ class GridSweeper(BasicSweeper):
     and its HPARAMS columns in .hparams/.
     With `dry_run`, it lists the runs it would start, resume and skip, and writes nothing."""
 
-    def __init__(self, max_batch_size, params=None, dry_run: bool = False, task: bool = False, only=None):
+    def __init__(self, max_batch_size, params=None, dry_run: bool = False, task: bool = False, only=None, search=None):
         super().__init__(max_batch_size, params)
-        self.dry_run, self.task = dry_run, task
+        self.dry_run, self.task, self.search_node = dry_run, task, search
         self.only = None if only is None else [str(name) for name in only]
         self.launching: list | None = None  # the jobs to launch, once named
 
@@ -36,12 +37,16 @@ class GridSweeper(BasicSweeper):
             return [self.launcher.launch(self.split_arguments(parsed, None)[0], initial_job_idx=0)]
         assert self.config is not None, "Hydra calls setup() before sweep()"
         try:
-            launched, plan = prepare_sweep(self.config, self.params, arguments, not self.dry_run, self.only)
-            grid = [*self._parse_config(), *launched]  # the grid as BasicSweeper would launch it
-            jobs = sweep_jobs(self.config, self.config_loader, grid, plan.swept, self.only)
+            search = parse_search(self.search_node)
+            launched, plan = prepare_sweep(self.config, self.params, arguments, not self.dry_run, self.only, search)
+            # the grid as BasicSweeper would launch it, a search's trials its outermost factor
+            grid = [*search_arguments(search), *self._parse_config(), *launched]
+            jobs = sweep_jobs(self.config, self.config_loader, grid, plan.swept, self.only, search)
             sweep_dir = Path(self.config.hydra.sweep.dir)
             compose = composer(self.config, self.config_loader)
             if self.dry_run:
+                for line in search.lines() if search else []:
+                    print(line, flush=True)
                 if preview(jobs, sweep_dir, compose):
                     raise SystemExit(1)  # a run would fail on its values: said, one line each
                 return []

@@ -228,3 +228,105 @@ def save_figure(fig, stem: Path) -> None:
     for fmt in FORMATS:
         with replacing(stem.with_suffix(f".{fmt}"), binary=True) as f:
             fig.savefig(f, format=fmt, dpi=120, metadata={"CreationDate": None} if fmt == "pdf" else None)
+
+
+def search_figures(sweep: Sweep, table, best, found, dimensions, out: Path) -> list[tuple[str, str]]:
+    """A search's figures (analysis/search.py): each variant's trials, the test loss against
+    each searched number, and the importance of each key; (caption, PNG file) of each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    made = [search_variants_figure(table, best, out)]
+    numeric = [d for d in dimensions if not d.categorical and d.key in table]
+    if numeric:
+        made.append(search_marginals_figure(table, numeric, out))
+    if found:
+        made.append(search_importance_figure(found, out))
+    return made
+
+
+def search_variants_figure(table, best, out: Path) -> tuple[str, str]:
+    import matplotlib.pyplot as plt
+
+    variants = list(dict.fromkeys(table["variant"]))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.8 * len(variants)), 4.5))
+    jitter = np.random.default_rng(0)
+    values = [table[table["variant"] == v]["test/ppl"].to_numpy(float) for v in variants]
+    ax.boxplot(values, positions=range(len(variants)), widths=0.5, showfliers=False)
+    for x, v in enumerate(variants):
+        every = table[table["variant"] == v]["test/ppl"].to_numpy(float)
+        top = best[best["variant"] == v]["test/ppl"].to_numpy(float)
+        ax.scatter(x + jitter.uniform(-0.15, 0.15, len(every)), every, s=10, color="tab:gray", alpha=0.6, zorder=2)
+        ax.scatter(x + jitter.uniform(-0.15, 0.15, len(top)), top, s=18, color="tab:red", zorder=3)
+    ax.set_xticks(range(len(variants)), [v.replace(",", "\n") for v in variants], fontsize=8)
+    ax.set_yscale("log")
+    ax.set(ylabel="test perplexity (log scale)", title="every trial (grey) and each variant's best (red)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, out / "search_variants")
+    plt.close(fig)
+    return (
+        "Test perplexity of every trial per variant, its best trials in red, a box over all trials",
+        "search_variants.png",
+    )
+
+
+def search_marginals_figure(table, numeric, out: Path) -> tuple[str, str]:
+    """The test loss against each searched number, all trials pooled: each trial a point, the
+    mean of each of up to 8 equal-count bins with its 95% t interval as a band."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(numeric), figsize=(4.5 * len(numeric), 4), squeeze=False)
+    for ax, d in zip(axes[0], numeric):
+        x = table[d.key].to_numpy(float)
+        y = table["test/loss"].to_numpy(float)
+        ax.scatter(x, y, s=10, color="tab:gray", alpha=0.6)
+        order = np.argsort(x)
+        bins = [chunk for chunk in np.array_split(order, min(8, max(1, len(x) // 5))) if len(chunk)]
+        centres = [float(np.median(x[chunk])) for chunk in bins]
+        means = [describe(y[chunk]).mean for chunk in bins]
+        halves = [mean_half_width(y[chunk]) if len(chunk) > 1 else math.nan for chunk in bins]
+        ax.plot(centres, means, color="tab:blue", linewidth=2)
+        ax.fill_between(
+            centres,
+            [m - h for m, h in zip(means, halves)],
+            [m + h for m, h in zip(means, halves)],
+            color="tab:blue",
+            alpha=0.2,
+        )
+        if d.log:
+            ax.set_xscale("log")
+        ax.set(xlabel=d.key + (" (log scale)" if d.log else ""), ylabel="test loss", title=f"test loss against {d.key}")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, out / "search_marginals")
+    plt.close(fig)
+    caption = (
+        "The test loss against each searched number, every trial of every variant a point; the line is the "
+        "mean of equal-count bins, the band its 95% t interval"
+    )
+    return caption, "search_marginals.png"
+
+
+def search_importance_figure(found, out: Path) -> tuple[str, str]:
+    import matplotlib.pyplot as plt
+
+    effects = list(dict.fromkeys(" × ".join(i.keys) for i in found))
+    scopes = list(dict.fromkeys(i.scope for i in found))
+    width = 0.8 / len(scopes)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(effects)), 4.5))
+    for s, scope in enumerate(scopes):
+        by_effect = {" × ".join(i.keys): i for i in found if i.scope == scope}
+        xs = [e + s * width - 0.4 + width / 2 for e, name in enumerate(effects) if name in by_effect]
+        shown = [by_effect[name] for name in effects if name in by_effect]
+        ax.bar(xs, [i.fraction for i in shown], width, yerr=[i.std for i in shown], capsize=2, label=scope)
+    ax.set_xticks(range(len(effects)), [e.replace(" × ", " ×\n") for e in effects], fontsize=8)
+    ax.set(ylabel="fraction of the test loss's variance", ylim=(0, 1), title="fANOVA: mean over trees ± std")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, out / "search_importance")
+    plt.close(fig)
+    return "Hyperparameter importance (fANOVA): each key alone and each pair beyond its keys, per variant and pooled", (
+        "search_importance.png"
+    )

@@ -14,6 +14,7 @@ reasons in its error column, and is kept out of every mean like a failed run.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ from lstm_sweep.files import read_yaml
 from lstm_sweep.naming import NOT_RESULTS, run_name
 from lstm_sweep.records import METRICS_FILE, STATUS_FILE, SWEEP_FILE, read_object, read_sweep_record, recorded_status
 from lstm_sweep.sweep.board import BOARD_FOLDER
+from lstm_sweep.sweep.search import TRIAL_KEY, parse_search
 from lstm_sweep.sweep.slurm import ended_without_outcome, submitted_runs
 
 log = logging.getLogger("lstm_sweep.analysis.read")
@@ -70,8 +72,18 @@ class Sweep:
     folder: Path
     runs: pd.DataFrame  # one row a run: run, the factors, seed, status, the final metrics, error, path
     epochs: pd.DataFrame  # one row a run and epoch: val/loss, val/ppl, train/ppl
-    factors: list[str]  # swept keys other than the seed, in grid order
+    factors: list[str]  # swept keys other than the seed (and a search's trial and keys), in grid order
     info: dict = field(default_factory=dict)  # sweep.json: how the sweep was started
+
+    @property
+    def search(self) -> dict | None:
+        """The random search the sweep crossed its grid with (sweep/search.py's record), if any."""
+        return search_record(self.info)
+
+    @property
+    def searched(self) -> list[str]:
+        """The keys a search drew, each run's value a column of `runs`."""
+        return list((self.search or {}).get("space", {}))
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -104,6 +116,14 @@ class Sweep:
                 for p in points
             ]
         return pd.DataFrame(rows, columns=["run", *keys, "step", "value", "wall_time"])
+
+
+def search_record(info: dict) -> dict | None:
+    """The latest start's search (a search extended later has more trials)."""
+    records = [
+        s["search"] for s in info.get("starts") or [] if isinstance(s, dict) and isinstance(s.get("search"), dict)
+    ]
+    return records[-1] if records else None
 
 
 def run_folders(sweep_dir: Path) -> list[Path]:
@@ -371,8 +391,14 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
     columns = ["run", *keys, "status", *METRIC_COLUMNS, "error", "path"]
     runs = pd.DataFrame(rows)[columns]
     epoch_table = pd.DataFrame(epochs, columns=["run", "epoch", "val/loss", "val/ppl", "train/ppl"])
-    factors = [k for k in keys if k != "seed"]
-    sort_keys = [*factors, *(["seed"] if "seed" in keys else [])]
+    search = search_record(info)
+    drawn = {TRIAL_KEY, *search["space"]} if search else set()  # a search's: no factors, their own analysis
+    factors = [k for k in keys if k != "seed" and k.lstrip("+~") not in drawn]
+    sort_keys = [
+        *factors,
+        *([TRIAL_KEY] if search and TRIAL_KEY in keys else []),
+        *(["seed"] if "seed" in keys else []),
+    ]
     if sort_keys:
         runs = runs.sort_values(sort_keys, kind="stable", key=lambda c: c.map(_sortable)).reset_index(drop=True)
     return Sweep(sweep_dir, runs, epoch_table, factors, info)
@@ -387,7 +413,7 @@ def settings_damage(run_overrides: dict | None, info: dict) -> str:
     fixed = starts[0].get("fixed") if isinstance(starts[0], dict) else None
     if not run_overrides or not isinstance(fixed, dict):
         return ""
-    differ = []
+    differ = trial_damage(run_overrides, search_record(info))
     for key, text in fixed.items():
         if key.startswith("hydra") or key.lstrip("+~").startswith(NOT_RESULTS) or key not in run_overrides:
             continue
@@ -398,6 +424,32 @@ def settings_damage(run_overrides: dict | None, info: dict) -> str:
         if run_overrides[key] != expected and not (_is_nan(run_overrides[key]) and _is_nan(expected)):
             differ.append(f"{key}={run_overrides[key]!r} (the sweep's {expected!r})")
     return f"its settings are not its sweep's: {', '.join(differ)}" if differ else ""
+
+
+def trial_damage(run_overrides: dict, search: dict | None) -> list[str]:
+    """A search's run whose drawn values are not its trial's (a run of another search copied in)."""
+    if not search or TRIAL_KEY not in run_overrides:
+        return []
+    try:
+        trials = trial_values(search)
+        expected = trials[int(run_overrides[TRIAL_KEY])]
+    except (ConfigError, IndexError, TypeError, ValueError):
+        return [f"{TRIAL_KEY}={run_overrides[TRIAL_KEY]!r} is not a trial of the sweep's search"]
+    return [
+        f"{key}={run_overrides.get(key)!r} (trial {run_overrides[TRIAL_KEY]}'s {value!r})"
+        for key, value in expected.items()
+        if run_overrides.get(key) != value
+    ]
+
+
+@functools.lru_cache(maxsize=8)
+def _trial_values(record: str) -> list[dict]:
+    return parse_search(json.loads(record)).points()  # type: ignore[union-attr]
+
+
+def trial_values(search: dict) -> list[dict]:
+    """Each trial's values of a search record, computed once per sweep."""
+    return _trial_values(json.dumps(search))  # key order kept: the space's order is its dimensions'
 
 
 def _is_nan(value) -> bool:

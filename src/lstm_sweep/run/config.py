@@ -173,6 +173,9 @@ OBJECTIVES = ("best_val/ppl", "val/ppl", "test/ppl", "val/loss", "test/loss", "t
 @dataclass
 class RunConfig:
     seed: int = within(0, 2**32 - 1, 0, doc="fixes initialisation, data order and dropout (numpy's range)")
+    trial: Optional[int] = setting(
+        None, "the random-search trial this run is (set by the sweeper from hydra.sweeper.search); null: none"
+    )
     data: DataConfig = setting(doc="the corpus and its batches (the data group picks one)", factory=DataConfig)
     model: ModelConfig = setting(doc="the cell and the language model", factory=ModelConfig)
     optim: Any = setting(MISSING, "an option of the optim group: adam, adamw or sgd")

@@ -17,6 +17,7 @@ here is the one shared composition, changed in place, and valid until the next j
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -110,6 +111,13 @@ class GridComposer:
             for i, (a, plain_a) in enumerate(keys)
             for b, plain_b in keys[i + 1 :]
         )
+
+
+def quote(value: str) -> str:
+    """A Hydra override value that gives back `value` in the config: Hydra reads a backslash
+    as an escape only before a quote or at the end, and OmegaConf `${` as an interpolation."""
+    text = re.sub(r"(\\+)(?='|$)", r"\1\1", value).replace("'", "\\'").replace("${", "\\${")
+    return f"'{text}'"
 
 
 def task_config(cfg: DictConfig) -> DictConfig:

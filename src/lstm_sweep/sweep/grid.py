@@ -7,7 +7,9 @@ before launching it
 - names every run folder by the swept values alone (`cell=one,layers=2,seed=3`): the keys
   given one value are left out of each job's `override_dirname`;
 - records the sweep in `sweep.json`: its name, the swept keys in grid order (the report's
-  factor order) and, per start, the command, date, machine and library versions.
+  factor order) and, per start, the command, date, machine and library versions;
+- with `hydra.sweeper.search` (sweep/search.py), crosses the grid with a random search's
+  trials: `trial=range(trials)` is the outermost factor, and each run gets its trial's values.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import math
 import os
 import platform
-import re
 import shlex
 import sys
 from collections import Counter
@@ -40,7 +41,8 @@ from lstm_sweep.records import (
     recorded_status,
     sweep_starts,
 )
-from lstm_sweep.sweep.compose import GridComposer, task_config
+from lstm_sweep.sweep.compose import GridComposer, quote, task_config
+from lstm_sweep.sweep.search import TRIAL_KEY, Search
 
 log = logging.getLogger("lstm_sweep.sweep")
 
@@ -49,31 +51,41 @@ ONLY_KEY = "hydra.sweeper.only"  # the grid's runs a start launches (lstm-sweep 
 COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to record instead of ours
 
 
-def quote(value: str) -> str:
-    """A Hydra override value that gives back `value` in the config: Hydra reads a backslash
-    as an escape only before a quote or at the end, and OmegaConf `${` as an interpolation."""
-    text = re.sub(r"(\\+)(?='|$)", r"\1\1", value).replace("'", "\\'").replace("${", "\\${")
-    return f"'{text}'"
-
-
 @dataclass(frozen=True)
 class GridPlan:
     swept: list[str]  # keys given several values, in grid order
     fixed: dict[str, str]  # keys given one value, and that value
     runs: int  # how many runs the grid holds
+    search: Search | None = None  # the random search crossed with the grid, if any
+    levels: dict[str, list[str]] | None = None  # each swept key's values, in grid order
 
 
-def plan_grid(params: dict | None, arguments: list[str]) -> GridPlan:
-    """Which keys `hydra.sweeper.params` and the command line's overrides sweep, and which they fix."""
+def search_arguments(search: Search | None) -> list[str]:
+    """The grid's factor for a search's trials; first, so every variant gets trial 0 before
+    any gets trial 1, and a search cut short holds the same trials for each."""
+    return [f"{TRIAL_KEY}=range({search.trials})"] if search else []
+
+
+def plan_grid(params: dict | None, arguments: list[str], search: Search | None = None) -> GridPlan:
+    """Which keys `hydra.sweeper.params` and the command line's overrides sweep, and which they
+    fix; a search's trials are a swept key, and its searched keys neither."""
     parser = OverridesParser.create()
-    overrides = {str(k): parser.parse_override(f"{k}={v}") for k, v in (params or {}).items()}
-    for override in parser.parse_overrides(arguments):  # the command line wins, and adds keys
+    overrides = {o.key_or_group: o for o in parser.parse_overrides(search_arguments(search))}
+    given = {str(k): parser.parse_override(f"{k}={v}") for k, v in (params or {}).items()}
+    for override in [*given.values(), *parser.parse_overrides(arguments)]:  # the command line wins, and adds keys
+        if search and override.key_or_group.lstrip("+~") in (TRIAL_KEY, *search.keys):
+            raise ConfigError(
+                f"{override.key_or_group} is set on the grid and by hydra.sweeper.search: "
+                + ("the search numbers its trials" if override.key_or_group.lstrip("+~") == TRIAL_KEY else "pick one")
+            )
         overrides[override.key_or_group] = override
     swept = [o for o in overrides.values() if o.is_sweep_override()]
     return GridPlan(
         [o.key_or_group for o in swept],
         {k: o.get_value_element_as_str() for k, o in overrides.items() if not o.is_sweep_override()},
         math.prod(len(list(o.sweep_string_iterator())) for o in swept),
+        search,
+        {o.key_or_group: list(o.sweep_string_iterator()) for o in swept},
     )
 
 
@@ -97,8 +109,22 @@ def previous_starts(sweep_dir: Path) -> list[dict]:
 
 
 def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -> None:
-    """A sweep's runs share its fixed settings: completing a sweep folder with others would
-    skip its finished runs and report their numbers under settings they never had."""
+    """A sweep's runs share its fixed settings, and a search's trial its values: completing a
+    sweep folder with others would skip its finished runs and report their numbers under
+    settings they never had."""
+    for start in starts:
+        earlier = start.get("search")
+        if (earlier is None) != (plan.search is None):
+            raise ConfigError(
+                f"{sweep_dir} was swept {'with' if earlier else 'without'} hydra.sweeper.search; complete it "
+                "the same way, or sweep into another folder"
+            )
+        change = plan.search.same_trials(earlier) if plan.search and earlier else ""
+        if change:
+            raise ConfigError(
+                f"{sweep_dir} was searched with another hydra.sweeper.search, {change}: its trials would "
+                "get other values; complete it with the same search, or sweep into another folder"
+            )
     first = starts[0].get("fixed") if starts else None
     if first is None:  # a new sweep, or one recorded before fixed settings were
         return
@@ -114,14 +140,19 @@ def refuse_other_settings(sweep_dir: Path, plan: GridPlan, starts: list[dict]) -
 
 
 def prepare_sweep(
-    config, params: dict | None, arguments: list[str], record: bool = True, only: list[str] | None = None
+    config,
+    params: dict | None,
+    arguments: list[str],
+    record: bool = True,
+    only: list[str] | None = None,
+    search: Search | None = None,
 ) -> tuple[list[str], GridPlan]:
     """Record the sweep's start (unless `record` is false: a dry run, which writes nothing but
     is refused as the sweep would be); return the overrides to launch, which name run
     folders by the swept keys alone, and the grid (of `only`'s runs, where they are named)."""
-    plan = plan_grid(params, arguments)
+    plan = plan_grid(params, arguments, search)
     if only is not None:
-        plan = GridPlan(plan.swept, plan.fixed, len(only))
+        plan = GridPlan(plan.swept, plan.fixed, len(only), search, plan.levels)
     sweep_dir = Path(config.hydra.sweep.dir)
     name = config.hydra.runtime.choices.get("experiment") or "default"
     if record:
@@ -133,7 +164,7 @@ def prepare_sweep(
     else:
         refuse_other_settings(sweep_dir, plan, sweep_starts(sweep_dir))
     log.info("sweep %s over %s -> %s", name, ", ".join(plan.swept) or "one run", sweep_dir)
-    exclude = sorted({*plan.fixed, *NEVER_IN_NAMES})
+    exclude = sorted({*plan.fixed, *NEVER_IN_NAMES, *(search.keys if search else [])})
     return [*arguments, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"], plan
 
 
@@ -148,6 +179,8 @@ def record_start(sweep_dir: Path, name: str, plan: GridPlan, starts: list[dict])
             "command": os.environ.get(COMMAND_VARIABLE) or shlex.join(["lstm-train", *sys.argv[1:]]),
             "fixed": plan.fixed,
             "runs": plan.runs,
+            "levels": plan.levels or {},
+            **({"search": plan.search.record()} if plan.search else {}),
             "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()})",
             "versions": {
@@ -203,17 +236,26 @@ def composer(config, config_loader) -> GridComposer:
 
 
 def sweep_jobs(
-    config, config_loader, overrides: list[str], swept: list[str], only: list[str] | None = None
+    config,
+    config_loader,
+    overrides: list[str],
+    swept: list[str],
+    only: list[str] | None = None,
+    search: Search | None = None,
 ) -> list[tuple[list[str], Path]]:
     """Each run the grid launches — those named in `only`, if given — as (its overrides, its
-    folder). A run's folder is its readable name unless that would not be its own
-    (naming.unique_name): then its overrides name the folder. Names depend on the grid alone,
-    so every start of a sweep gives a run the same folder."""
+    folder); with a search, each run's overrides end in its trial's values. A run's folder is
+    its readable name unless that would not be its own (naming.unique_name): then its
+    overrides name the folder. Names depend on the grid alone, so every start of a sweep gives
+    a run the same folder."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
     sweep_dir = Path(config.hydra.sweep.dir)
     grid = [(job, job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    if search:
+        values = search.overrides()
+        grid = [(full, full) for full in (job + values[trial_of(job)] for job, _ in grid)]
     jobs = [
         (job, str(OmegaConf.select(composed, "hydra.sweep.subdir")))
         for job, composed in composer(config, config_loader).each(grid)
@@ -234,6 +276,11 @@ def sweep_jobs(
             raise ConfigError(f"hydra.sweeper.only names {outside[0]}, which the grid does not hold")
         named = [job for job in named if job[1].name in only or job[2] in only]
     return [(job, run_dir) for job, run_dir, _ in named]
+
+
+def trial_of(job: list[str]) -> int:
+    """The trial a job of a search is (its `trial=` override)."""
+    return next(int(o.split("=", 1)[1]) for o in job if o.split("=", 1)[0] == TRIAL_KEY)
 
 
 def identity(job: list[str], swept: list[str]) -> str:

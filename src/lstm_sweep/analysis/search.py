@@ -1,0 +1,438 @@
+"""What a random search found (sweep/search.py draws it), as Greff et al. analysed theirs in
+"LSTM: A Search Space Odyssey" (2017):
+
+- per variant (the grid's other factors: `model.cell`), the test perplexity of every trial
+  and of its best 10%;
+- Welch's t-test of each variant's best trials against the reference variant (the first in
+  grid order: `vanilla` in experiments/odyssey.yaml), with the report's correction;
+- hyperparameter importance by functional ANOVA (Hutter et al. 2014): the share of the test
+  loss's variance each searched key explains alone, and each pair of keys together beyond
+  their main effects, per variant and pooled (the variant then a key too), with the spread
+  over the random forest's trees. Keys drawn on a log scale are analysed on that scale.
+
+A trial run with several seeds counts once, at its seeds' mean. fANOVA (analysis/fanova.py)
+fits scikit-learn's random forest: it needs the `importance` extra, whose absence is one
+line and the rest of the report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lstm_sweep.analysis.read import Sweep
+from lstm_sweep.analysis.stats import ALPHA, Comparison, compare, correct, describe, format_p
+from lstm_sweep.sweep.search import TRIAL_KEY, Dimension, parse_search
+
+METRIC, OBJECTIVE = "test/ppl", "test/loss"  # compared; explained (ppl's log: its variance is not one outlier's)
+BEST_FRACTION = 0.10  # Greff et al.'s "best 10% of trials"
+MIN_BEST = 2  # trials a variant's best must hold for Welch's test
+MIN_TRIALS_FOR_IMPORTANCE = 8
+POOLED = "pooled"
+
+
+@dataclass
+class Importance:
+    scope: str  # a variant, or "pooled"
+    keys: tuple[str, ...]  # one key (a main effect) or two (their interaction)
+    fraction: float  # of the test loss's variance, the mean over trees
+    std: float  # over trees
+    trees: int
+    trials: int
+
+
+def trials_table(sweep: Sweep) -> pd.DataFrame:
+    """One row a (variant, trial): its searched values, the mean test ppl and loss over its
+    finished seeds, and how many seeds it had."""
+    keys = [*sweep.factors, TRIAL_KEY]
+    runs = sweep.finished.dropna(subset=[METRIC])
+    if runs.empty:
+        return pd.DataFrame(columns=["variant", *keys, *sweep.searched, METRIC, OBJECTIVE, "seeds"])
+    grouped = runs.groupby(keys, sort=False, dropna=False)
+    table = grouped[[*sweep.searched, METRIC, OBJECTIVE]].agg(
+        {**dict.fromkeys(sweep.searched, "first"), METRIC: "mean", OBJECTIVE: "mean"}
+    )
+    table["seeds"] = grouped.size()
+    table = table.reset_index()
+    table.insert(0, "variant", [variant_label(sweep, row) for _, row in table.iterrows()])
+    order = grid_order(sweep)
+    rank = table[sweep.factors].apply(lambda row: tuple(order[f](row[f]) for f in sweep.factors), axis=1)
+    return table.iloc[sorted(range(len(table)), key=lambda i: (rank.iloc[i], table[TRIAL_KEY].iloc[i]))].reset_index(
+        drop=True
+    )
+
+
+def grid_order(sweep: Sweep) -> dict:
+    """Per factor, a sort key that puts its values in the order the grid gave them (the last
+    start's record), values it did not give after them: the reference variant comes first."""
+    from lstm_sweep.analysis.read import parse_override
+
+    starts = [s for s in sweep.info.get("starts") or [] if isinstance(s, dict)]
+    levels = (starts[-1].get("levels") or {}) if starts else {}
+    order = {}
+    for factor in sweep.factors:
+        given = []
+        for text in levels.get(factor, []):
+            try:
+                given.append(parse_override(f"{factor}={text}")[1])
+            except Exception:  # a value the record cannot give back: it sorts after
+                continue
+        order[factor] = lambda value, given=given: (given.index(value) if value in given else len(given), str(value))
+    return order
+
+
+def variant_label(sweep: Sweep, row) -> str:
+    from lstm_sweep.analysis.tables import config_label
+
+    return config_label(sweep.factors, [row[f] for f in sweep.factors])
+
+
+def best_trials(table: pd.DataFrame, fraction: float = BEST_FRACTION) -> pd.DataFrame:
+    """Each variant's best `fraction` of its trials by test perplexity (at least MIN_BEST)."""
+    best = []
+    for _, group in table.groupby("variant", sort=False):
+        keep = max(MIN_BEST, math.ceil(fraction * len(group)))
+        best.append(group.nsmallest(keep, METRIC))
+    return pd.concat(best) if best else table.iloc[0:0]
+
+
+def against_reference(table: pd.DataFrame, correction: str, fraction: float = BEST_FRACTION) -> list[Comparison]:
+    """Welch's t-test of each variant's best trials against the first variant's."""
+    variants = list(dict.fromkeys(table["variant"]))
+    if len(variants) < 2:
+        return []
+    best = best_trials(table, fraction)
+    reference = best[best["variant"] == variants[0]]
+    found = [
+        compare(reference, best[best["variant"] == v], METRIC, "variant", variants[0], v, {}, "ppl")
+        for v in variants[1:]
+    ]
+    return correct(found, correction)
+
+
+def spaces(sweep: Sweep) -> list[Dimension]:
+    search = parse_search(sweep.search)
+    return list(search.space) if search else []
+
+
+def fanova_of(table: pd.DataFrame, dimensions: list[Dimension], scope: str, with_variant: bool) -> list[Importance]:
+    """Main effects and pairwise interactions of the searched keys (and the variant, where
+    `with_variant`) on the test loss, as fractions of its variance (analysis/fanova.py)."""
+    from lstm_sweep.analysis.fanova import fanova
+
+    columns: list[list[float]] = []
+    bounds: list[tuple[float, float]] = []
+    names: list[str] = []
+    for d in dimensions:
+        if d.categorical:  # category indices over [−½, k − ½]: the average is over the categories
+            levels = [str(c) for c in d.choices]
+            columns.append([float(levels.index(str(v))) for v in table[d.key]])
+            bounds.append((-0.5, len(levels) - 0.5))
+        else:
+            columns.append([d.scale(v) for v in table[d.key]])
+            bounds.append(d.bounds())
+        names.append(d.key)
+    if with_variant:
+        levels = list(dict.fromkeys(table["variant"]))
+        columns.append([float(levels.index(v)) for v in table["variant"]])
+        bounds.append((-0.5, len(levels) - 0.5))
+        names.append("variant")
+    x = np.array(columns, float).T
+    effects = fanova(x, table[OBJECTIVE].to_numpy(float), np.array(bounds, float))
+    return [
+        Importance(scope, tuple(names[c] for c in e.columns), e.fraction, e.std, e.trees, len(table)) for e in effects
+    ]
+
+
+def importances(sweep: Sweep, table: pd.DataFrame) -> tuple[list[Importance], str]:
+    """fANOVA per variant and pooled; and a line saying what could not be computed ("" if all was)."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return [], 'hyperparameter importance needs the importance extra: pip install "lstm-sweep[importance]"'
+    dimensions = [d for d in spaces(sweep) if d.key in table]
+    found, skipped = [], []
+    variants = list(dict.fromkeys(table["variant"]))
+    scopes = [(v, table[table["variant"] == v], False) for v in variants]
+    if len(variants) > 1:
+        scopes.append((POOLED, table, True))
+    for scope, rows, with_variant in scopes:
+        rows = rows.dropna(subset=[OBJECTIVE])
+        if len(rows) < MIN_TRIALS_FOR_IMPORTANCE or rows[OBJECTIVE].nunique() < 2:
+            skipped.append(f"{scope} ({len(rows)} trials)")
+            continue
+        found += fanova_of(rows, dimensions, scope, with_variant)
+    note = (
+        f"importance needs at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials that differ; not computed for "
+        + ", ".join(skipped)
+        if skipped
+        else ""
+    )
+    return found, note
+
+
+def importance_rows(found: list[Importance]) -> list[dict]:
+    return [
+        {
+            "scope": i.scope,
+            "effect": " × ".join(i.keys),
+            "kind": "main" if len(i.keys) == 1 else "interaction",
+            "fraction": i.fraction,
+            "std_over_trees": i.std,
+            "trees": i.trees,
+            "trials": i.trials,
+        }
+        for i in found
+    ]
+
+
+def summary_rows(table: pd.DataFrame, fraction: float = BEST_FRACTION) -> list[dict]:
+    """Per variant: its trials, the best, the median, and its best trials' mean ± std."""
+    best = best_trials(table, fraction)
+    rows = []
+    for variant, group in table.groupby("variant", sort=False):
+        top = describe(best[best["variant"] == variant][METRIC].to_numpy(float))
+        rows.append(
+            {
+                "variant": variant,
+                "trials": len(group),
+                "best": float(group[METRIC].min()),
+                "median": float(group[METRIC].median()),
+                "best_n": top.n,
+                "best_mean": top.mean,
+                "best_std": top.std,
+            }
+        )
+    return rows
+
+
+def published_findings(sweep: Sweep) -> tuple[list[dict], str] | None:
+    """The experiment's `reference.findings` and `reference.source`, if it states any."""
+    from lstm_sweep.analysis.compare import newest_config, read_reference
+
+    reference = read_reference(newest_config(sweep))
+    findings = reference.get("findings") or []
+    return (list(findings), str(reference.get("source") or "")) if findings else None
+
+
+def welch_table(comparisons: list[Comparison], out: Path) -> str:
+    from lstm_sweep.analysis.tables import comparison_numbers, interval, number, write_table
+
+    rows = [
+        {
+            "variant": c.b,
+            "against": c.a,
+            "n best": f"{c.n_b} / {c.n_a}",
+            "mean best ppl": f"{c.mean_b:.2f} / {c.mean_a:.2f}",
+            "difference": f"{c.diff:+.2f}",
+            "95% CI": interval(c.ci_low, c.ci_high, "+.2f"),
+            "Welch p": number(c.p_welch, ".2g"),
+            "Holm p" if c.correction == "holm" else "corrected p": number(c.p_adjusted, ".2g"),
+            "Hedges' g": number(c.hedges_g, "+.2f"),
+            "Mann-Whitney p": number(c.p_rank, ".2g"),
+        }
+        for c in comparisons
+    ]
+    caption = "Each variant's best trials against the reference variant's: Welch's t-test of test perplexity"
+    return write_table(
+        pd.DataFrame(rows), out, "search_welch", caption, numbers=[comparison_numbers(c) for c in comparisons]
+    )
+
+
+def finding_lines(comparisons: list[Comparison], found: list[Importance]) -> list[str]:
+    """The search's findings in words: which variants differ from the reference, and which keys matter."""
+    lines = []
+    for c in comparisons:
+        if math.isnan(c.p_adjusted):
+            lines.append(f"{c.b} against {c.a}: too few best trials to test")
+            continue
+        worse = "worse than" if c.diff > 0 else "better than" if c.diff < 0 else "as good as"
+        decided = c.p_adjusted < ALPHA
+        lines.append(
+            f"{c.b}'s best trials are {abs(c.diff):.1f} ppl {worse} {c.a}'s (g = {c.hedges_g:+.2f}, "
+            f"{format_p(c.p_adjusted)}{' after correction' if c.correction != 'none' else ''}): "
+            + ("a significant difference" if decided else "no significant difference")
+        )
+    pooled = [i for i in found if i.scope == POOLED] or found
+    mains = sorted((i for i in pooled if len(i.keys) == 1), key=lambda i: -i.fraction)
+    if mains:
+        scope = mains[0].scope
+        ranked = ", ".join(f"{i.keys[0]} {i.fraction:.0%} (± {i.std:.0%})" for i in mains)
+        pairs = [i for i in pooled if len(i.keys) == 2 and i.scope == scope]
+        top_pair = max(pairs, key=lambda i: i.fraction, default=None)
+        lines.append(f"variance of the test loss explained ({scope}): {ranked}")
+        if top_pair:
+            lines.append(
+                f"largest interaction: {' × '.join(top_pair.keys)} {top_pair.fraction:.0%} (± {top_pair.std:.0%})"
+            )
+    return lines
+
+
+def write_search(sweep: Sweep, out: Path, correction: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The search section of REPORT.md (its lines) and its figures (caption, PNG file)."""
+    from lstm_sweep.analysis.figures import search_figures
+    from lstm_sweep.analysis.tables import write_csv, write_table
+
+    table = trials_table(sweep)
+    write_csv(table, out / "search_trials.csv")
+    search = sweep.search or {}
+    parts = [
+        f"A {search.get('method', 'random')} search of {search.get('trials')} trials (search seed "
+        f"{search.get('seed')}) over "
+        + ", ".join(f"`{k}` ~ {v}" for k, v in search.get("space", {}).items())
+        + f", crossed with {', '.join(sweep.factors) or 'nothing else'}. {len(table)} trials finished. "
+        f"A trial's value is its mean over its seeds; the best trials are each variant's best "
+        f"{BEST_FRACTION:.0%} by test perplexity (at least {MIN_BEST}).",
+        "",
+    ]
+    if table.empty:
+        return [*parts, "No trial finished: nothing to analyse.", ""], []
+    summary = pd.DataFrame(summary_rows(table))
+    shown = summary.assign(
+        best=summary["best"].map("{:.2f}".format),
+        median=summary["median"].map("{:.2f}".format),
+        best_mean=[
+            f"{m:.2f} ± {s:.2f} (n={n})"
+            for m, s, n in zip(summary["best_mean"], summary["best_std"], summary["best_n"])
+        ],
+    ).drop(columns=["best_std", "best_n"])
+    shown.columns = ["variant", "trials", "best test ppl", "median", "best trials: mean ± std"]
+    parts += [
+        "Test perplexity over each variant's trials.",
+        "",
+        write_table(
+            shown,
+            out,
+            "search_variants",
+            "Test perplexity over each variant's trials",
+            numbers=summary.to_dict("records"),
+        ),
+        "",
+    ]
+    comparisons = against_reference(table, correction)
+    found, note = importances(sweep, table)
+    lines = finding_lines(comparisons, found)
+    if lines:
+        parts += ["What the search supports:", "", *[f"- {line}" for line in lines], ""]
+    if comparisons:
+        parts += [
+            f"Welch's t-test of each variant's best trials against {comparisons[0].a}'s"
+            + (" after Holm's correction" if correction == "holm" else "")
+            + f" (α = {ALPHA}); lower perplexity is better.",
+            "",
+            welch_table(comparisons, out),
+            "",
+        ]
+    if found:
+        rows = importance_rows(found)
+        frame = pd.DataFrame(rows)
+        shown = frame.assign(
+            fraction=[f"{f:.1%}" for f in frame["fraction"]],
+            std_over_trees=[f"± {s:.1%}" for s in frame["std_over_trees"]],
+        )
+        parts += [
+            "Functional ANOVA of the test loss: the share of its variance over the search space each "
+            "key explains alone (main) and each pair beyond its main effects (interaction), the mean "
+            f"over the {found[0].trees} trees of a random forest that vary and its spread (std over trees).",
+            "",
+            write_table(shown, out, "search_importance", "Hyperparameter importance (fANOVA)", numbers=rows),
+            "",
+        ]
+    if note:
+        parts += [f"Not shown: {note}.", ""]
+    findings = published_findings(sweep)
+    if findings:
+        reference = findings[1] or "the published study"
+        parts += [
+            f"### Against {reference}",
+            "",
+            f"Each finding of {reference}, tested on this search (Welch's test of the best trials after "
+            "the report's correction, α = 0.05; fANOVA on the test loss, pooled over variants):",
+            "",
+            *[f"- {line}" for line in findings_lines(findings[0], comparisons, found)],
+            "",
+        ]
+    made = search_figures(sweep, table, best_trials(table), found, spaces(sweep), out)
+    return parts, made
+
+
+# What an experiment's `reference.findings` can state of a search (experiments/odyssey.yaml holds
+# Greff et al.'s), each tested on the search's numbers: kind → what it needs to hold.
+FINDING_KINDS = ("none_better", "worst", "no_worse", "importance_order", "small_interactions")
+
+
+def findings_lines(findings: list[dict], comparisons: list[Comparison], found: list[Importance]) -> list[str]:
+    """Each published finding, tested: **holds**, **does not hold** or **cannot be tested**, with its evidence."""
+    lines = []
+    for finding in findings:
+        kind, text = finding.get("kind"), finding.get("text", finding.get("kind"))
+        try:
+            verdict, evidence = test_finding(finding, comparisons, found)
+        except KeyError as err:
+            verdict, evidence = "cannot be tested", f"the search has no {err.args[0]}"
+        if kind not in FINDING_KINDS:
+            verdict, evidence = "cannot be tested", f"unknown kind {kind!r} (one of {', '.join(FINDING_KINDS)})"
+        lines.append(f"*{text}* — **{verdict}**: {evidence}")
+    return lines
+
+
+def _variant(comparisons: list[Comparison], name: str) -> Comparison:
+    for c in comparisons:
+        if c.b == name or str(c.b).split("=", 1)[-1] == name:
+            return c
+    raise KeyError(f"variant {name}")
+
+
+def _evidence(c: Comparison) -> str:
+    return f"{c.b} {c.diff:+.1f} ppl (g = {c.hedges_g:+.2f}, {format_p(c.p_adjusted)})"
+
+
+def test_finding(finding: dict, comparisons: list[Comparison], found: list[Importance]) -> tuple[str, str]:
+    kind = finding.get("kind")
+    pooled = [i for i in found if i.scope == POOLED] or found
+    if kind in ("none_better", "worst", "no_worse") and not comparisons:
+        raise KeyError("variants to compare")
+    if kind == "none_better":
+        better = [c for c in comparisons if c.diff < 0 and c.p_adjusted < ALPHA]
+        best = min(comparisons, key=lambda c: c.diff)
+        if better:
+            return "does not hold", "significantly better: " + "; ".join(_evidence(c) for c in better)
+        return "holds", f"none is significantly better; the closest, {_evidence(best)}"
+    if kind == "worst":
+        named = [_variant(comparisons, v) for v in finding["variants"]]
+        ranked = sorted(comparisons, key=lambda c: -c.diff)[: len(named)]
+        worse = all(c.diff > 0 and c.p_adjusted < ALPHA for c in named)
+        holds = worse and {c.b for c in ranked} == {c.b for c in named}
+        evidence = f"the worst: {'; '.join(_evidence(c) for c in ranked)}"
+        if not worse:
+            evidence += f"; of those named: {'; '.join(_evidence(c) for c in named)}"
+        return ("holds" if holds else "does not hold"), evidence
+    if kind == "no_worse":
+        named = [_variant(comparisons, v) for v in finding["variants"]]
+        worse = [c for c in named if c.diff > 0 and c.p_adjusted < ALPHA]
+        return ("does not hold" if worse else "holds"), "; ".join(_evidence(c) for c in named)
+    if not pooled:
+        raise KeyError("hyperparameter importance")
+    mains = sorted((i for i in pooled if len(i.keys) == 1 and i.keys[0] != "variant"), key=lambda i: -i.fraction)
+    if kind == "importance_order":
+        keys = list(finding["keys"])
+        top = [i.keys[0] for i in mains[: len(keys)]]
+        evidence = ", ".join(f"{i.keys[0]} {i.fraction:.0%} ± {i.std:.0%}" for i in mains)
+        return ("holds" if top == keys else "does not hold"), f"main effects ({mains[0].scope}): {evidence}"
+    if kind == "small_interactions":
+        below = float(finding.get("below", 0.1))
+        pairs = [i for i in pooled if len(i.keys) == 2 and "variant" not in i.keys]
+        if not pairs:
+            raise KeyError("pairs of searched keys")
+        largest = max(pairs, key=lambda i: i.fraction)
+        total = sum(i.fraction for i in pairs)
+        evidence = (
+            f"all pairs of searched keys together {total:.0%}; the largest, {' × '.join(largest.keys)}, "
+            f"{largest.fraction:.0%} ± {largest.std:.0%} (the bar: each below {below:.0%})"
+        )
+        return ("holds" if largest.fraction < below else "does not hold"), evidence
+    return "cannot be tested", ""
