@@ -220,3 +220,20 @@ def test_a_run_with_another_trials_values_is_damaged(tmp_path):
     assert runs.loc["cell=vanilla,trial=1", "status"] == "damaged"
     assert "trial 1's" in runs.loc["cell=vanilla,trial=1", "error"]
     assert (runs.drop("cell=vanilla,trial=1")["status"] == "finished").all()
+
+
+def test_a_trial_worse_than_chance_counts_at_chance(tmp_path):
+    """A diverged trial (perplexity 10⁶ over a 100-word vocabulary) enters fANOVA at log 100, a
+    run without vocab.json as it is."""
+    import json
+
+    import pandas as pd
+
+    from lstm_sweep.analysis.search import chance_loss, explained
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "vocab.json").write_text(json.dumps({"unk": "<unk>", "itos": [str(i) for i in range(100)]}))
+    assert chance_loss(tmp_path / "run") == pytest.approx(math.log(100))
+    assert math.isnan(chance_loss(tmp_path / "missing"))
+    table = pd.DataFrame({"test/loss": [4.0, math.log(1e6), 20.0], "chance_loss": [math.log(100)] * 2 + [math.nan]})
+    assert explained(table).tolist() == pytest.approx([4.0, math.log(100), 20.0])

@@ -29,6 +29,7 @@ from lstm_sweep.analysis.stats import ALPHA, Comparison, compare, correct, descr
 from lstm_sweep.sweep.search import TRIAL_KEY, Dimension, parse_search
 
 METRIC, OBJECTIVE = "test/ppl", "test/loss"  # compared; explained (ppl's log: its variance is not one outlier's)
+CHANCE = "chance_loss"  # log V of the run's vocabulary: a model predicting every word alike
 BEST_FRACTION = 0.10  # Greff et al.'s "best 10% of trials"
 MIN_BEST = 2  # trials a variant's best must hold for Welch's test
 MIN_TRIALS_FOR_IMPORTANCE = 8
@@ -53,11 +54,12 @@ def trials_table(sweep: Sweep) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=["variant", *keys, *sweep.searched, METRIC, OBJECTIVE, "seeds"])
     grouped = runs.groupby(keys, sort=False, dropna=False)
-    table = grouped[[*sweep.searched, METRIC, OBJECTIVE]].agg(
-        {**dict.fromkeys(sweep.searched, "first"), METRIC: "mean", OBJECTIVE: "mean"}
+    table = grouped[[*sweep.searched, METRIC, OBJECTIVE, "path"]].agg(
+        {**dict.fromkeys(sweep.searched, "first"), METRIC: "mean", OBJECTIVE: "mean", "path": "first"}
     )
     table["seeds"] = grouped.size()
     table = table.reset_index()
+    table[CHANCE] = [chance_loss(Path(path)) for path in table.pop("path")]
     table.insert(0, "variant", [variant_label(sweep, row) for _, row in table.iterrows()])
     order = grid_order(sweep)
     rank = table[sweep.factors].apply(lambda row: tuple(order[f](row[f]) for f in sweep.factors), axis=1)
@@ -83,6 +85,25 @@ def grid_order(sweep: Sweep) -> dict:
                 continue
         order[factor] = lambda value, given=given: (given.index(value) if value in given else len(given), str(value))
     return order
+
+
+def chance_loss(run_dir: Path) -> float:
+    """log V: the test loss of predicting every word of the run's vocabulary equally likely
+    (NaN where its vocab.json cannot be read)."""
+    import json
+
+    try:
+        return math.log(len(json.loads((run_dir / "vocab.json").read_text())["itos"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return math.nan
+
+
+def explained(table: pd.DataFrame) -> np.ndarray:
+    """What fANOVA explains: the test loss, a trial worse than chance counted at chance (log V),
+    so that one trial that diverged does not own the variance of a whole search."""
+    loss = table[OBJECTIVE].to_numpy(float)
+    chance = table[CHANCE].to_numpy(float)
+    return np.where(np.isnan(chance), loss, np.minimum(loss, chance))
 
 
 def variant_label(sweep: Sweep, row) -> str:
@@ -142,7 +163,7 @@ def fanova_of(table: pd.DataFrame, dimensions: list[Dimension], scope: str, with
         bounds.append((-0.5, len(levels) - 0.5))
         names.append("variant")
     x = np.array(columns, float).T
-    effects = fanova(x, table[OBJECTIVE].to_numpy(float), np.array(bounds, float))
+    effects = fanova(x, explained(table), np.array(bounds, float))
     return [
         Importance(scope, tuple(names[c] for c in e.columns), e.fraction, e.std, e.trees, len(table)) for e in effects
     ]
@@ -162,7 +183,7 @@ def importances(sweep: Sweep, table: pd.DataFrame) -> tuple[list[Importance], st
         scopes.append((POOLED, table, True))
     for scope, rows, with_variant in scopes:
         rows = rows.dropna(subset=[OBJECTIVE])
-        if len(rows) < MIN_TRIALS_FOR_IMPORTANCE or rows[OBJECTIVE].nunique() < 2:
+        if len(rows) < MIN_TRIALS_FOR_IMPORTANCE or len(set(explained(rows))) < 2:
             skipped.append(f"{scope} ({len(rows)} trials)")
             continue
         found += fanova_of(rows, dimensions, scope, with_variant)
@@ -327,6 +348,16 @@ def write_search(sweep: Sweep, out: Path, correction: str) -> tuple[list[str], l
             welch_table(comparisons, out),
             "",
         ]
+    capped = table[table[OBJECTIVE] > table[CHANCE]]
+    if found and len(capped):
+        parts += [
+            f"{len(capped)} trial{'s' if len(capped) > 1 else ''} did worse than chance (a test perplexity above "
+            "the vocabulary's size: "
+            + ", ".join(f"{r['variant']} trial {r[TRIAL_KEY]} ({r[METRIC]:.3g})" for _, r in capped.iterrows())
+            + "); fANOVA counts their loss as log V, the loss of predicting every word alike, so that no "
+            "single diverging trial owns the variance.",
+            "",
+        ]
     if found:
         rows = importance_rows(found)
         frame = pd.DataFrame(rows)
@@ -335,7 +366,7 @@ def write_search(sweep: Sweep, out: Path, correction: str) -> tuple[list[str], l
             std_over_trees=[f"± {s:.1%}" for s in frame["std_over_trees"]],
         )
         parts += [
-            "Functional ANOVA of the test loss: the share of its variance over the search space each "
+            "Functional ANOVA of the test loss (at most chance): the share of its variance over the search space each "
             "key explains alone (main) and each pair beyond its main effects (interaction), the mean "
             f"over the {found[0].trees} trees of a random forest that vary and its spread (std over trees).",
             "",
