@@ -25,6 +25,8 @@ def forest(x, y):
     return RandomForestRegressor(n_estimators=8, random_state=0).fit(x, y)
 
 
+@pytest.mark.slow
+@pytest.mark.extras
 def test_tree_marginals_equal_optunas():
     extra("sklearn", "importance")
     tree_module = extra("optuna.importance._fanova._tree", "optuna")

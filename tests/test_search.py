@@ -54,6 +54,10 @@ def test_latin_hypercube_cannot_grow_and_a_changed_space_is_named():
     other = search(space={**SPACE, "optim.lr": "loguniform(1e-5, 1e-1)"})
     assert "space" in other.same_trials(search().record())
     assert "seed" in search(seed=3).same_trials(search().record())
+    # the same keys in another order draw each from another coordinate: other trials
+    reordered = search(space=dict(reversed(list(SPACE.items()))))
+    assert reordered.points()[0] != search().points()[0] and "space" in reordered.same_trials(search().record())
+    assert "fewer trials" in search(10).same_trials(search(20).record())
 
 
 def test_draws_follow_their_distributions():
@@ -76,7 +80,8 @@ def test_values_survive_hydra_and_yaml():
     """Each trial's overrides, parsed as Hydra parses a job's, give back the trial's values."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    found = search(space={**SPACE, "data.unk_token": "choice('<unk>', 'a,b', x=y)"})
+    found = search(space={**SPACE, "data.unk_token": "choice('<unk>', 'a,b', x=y, '1', 1, 0.5, true)"})
+    assert found.space[-1].choices == ("<unk>", "a,b", "x=y", "1", 1, 0.5, True)
     parser = OverridesParser.create()
     for values, overrides in zip(found.points(), found.overrides()):
         parsed = {o.key_or_group: o.value() for o in parser.parse_overrides(overrides)}
@@ -201,7 +206,8 @@ def test_search_report_says_what_it_found(tmp_path):
     assert "variance of the test loss explained (pooled): optim.lr" in text
     assert (out / "search_trials.csv").read_text().count("\n") == 91
     said = text.split("### Against a paper")[1]
-    assert "*none better* — **holds**" in said and "*np worst* — **holds**" in said
+    assert "*none better* — **not contradicted**" in said and "*np worst* — **holds**" in said
+    assert "a test that does not reject is no test of equivalence" in said
     assert "*cifg and np cost nothing* — **does not hold**: cell=cifg +0.0 ppl" in said
     assert "*barely interact* — **holds**" in said
     assert "*nfg worst* — **cannot be tested**: the search has no variant nfg" in said
@@ -235,5 +241,60 @@ def test_a_trial_worse_than_chance_counts_at_chance(tmp_path):
     (tmp_path / "run" / "vocab.json").write_text(json.dumps({"unk": "<unk>", "itos": [str(i) for i in range(100)]}))
     assert chance_loss(tmp_path / "run") == pytest.approx(math.log(100))
     assert math.isnan(chance_loss(tmp_path / "missing"))
-    table = pd.DataFrame({"test/loss": [4.0, math.log(1e6), 20.0], "chance_loss": [math.log(100)] * 2 + [math.nan]})
-    assert explained(table).tolist() == pytest.approx([4.0, math.log(100), 20.0])
+    table = pd.DataFrame(
+        {
+            "test/loss": [4.0, math.log(1e6), 20.0, math.nan],
+            "chance_loss": [math.log(100)] * 2 + [math.nan, math.log(100)],
+            "diverged": [0, 0, 0, 1],
+        }
+    )
+    assert explained(table).tolist() == pytest.approx([4.0, math.log(100), 20.0, math.log(100)])
+
+
+def test_diverged_trials_count_at_chance_and_odd_values_read(tmp_path):
+    """A trial that diverged (failed with DivergenceError) is a trial of the search: listed as
+    diverged, counted at log V by fANOVA; a choice of floats, and a key every trial drew alike
+    (one trial), do not break the report."""
+    needs_fanova()
+    import json
+
+    from lstm_sweep.analysis.read import read_sweep
+    from lstm_sweep.analysis.report import write_report
+    from lstm_sweep.analysis.search import DIVERGED, explained, importances, trials_table
+
+    folder = tmp_path / "s"
+    space = {"optim.lr": "loguniform(1e-4, 1e-1)", "model.dropout": "choice(0, 0.25, 0.5)"}
+    found = search(12, seed=3, space=space)
+    record_start(folder, "odd", plan_grid({}, ["seed=0"], found), [])
+    for trial, (values, overrides) in enumerate(zip(found.points(), found.overrides())):
+        run = folder / f"trial={trial}"
+        diverged = trial == 5
+        loss = 4.0 + (math.log10(values["optim.lr"]) + 2.5) ** 2 + values["model.dropout"]
+        fake_run(
+            run,
+            config={"seed": 0, "trial": trial},
+            overrides=[f"trial={trial}", "seed=0", *overrides],
+            status={"status": "failed", "error": "DivergenceError: training loss became nan"}
+            if diverged
+            else "finished",
+            scalars=None if diverged else {"test/loss": loss, "test/ppl": math.exp(loss), "val/ppl": math.exp(loss)},
+        )
+        (run / "vocab.json").write_text(json.dumps({"unk": "<unk>", "itos": [str(i) for i in range(1000)]}))
+    sweep = read_sweep(folder)
+    table = trials_table(sweep)
+    assert len(table) == 12 and table[DIVERGED].tolist() == [int(t == 5) for t in range(12)]
+    assert explained(table)[5] == pytest.approx(math.log(1000))
+    effects, note = importances(sweep, table)
+    assert note == "" and {i.keys for i in effects} >= {("optim.lr",), ("model.dropout",)}
+    _, out = write_report(folder, tmp_path / "report")
+    assert "| all       | 12       | 1          |" in (out / "REPORT.md").read_text()
+    one = search(1, space={"optim.lr": "loguniform(1e-4, 1e-1)"})
+    record_start(tmp_path / "one", "one", plan_grid({}, ["seed=0"], one), [])
+    fake_run(
+        tmp_path / "one" / "trial=0",
+        config={"seed": 0, "trial": 0},
+        overrides=["trial=0", "seed=0", *one.overrides()[0]],
+        scalars={"test/loss": 5.0, "test/ppl": math.exp(5.0), "val/ppl": math.exp(5.0)},
+    )
+    _, out = write_report(tmp_path / "one", tmp_path / "report_one")
+    assert "Not shown: importance needs at least 8 finished trials" in (out / "REPORT.md").read_text()

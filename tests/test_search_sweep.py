@@ -13,7 +13,7 @@ import pytest
 
 from helpers import TINY
 from lstm_sweep.analysis.read import read_sweep, trial_values
-from test_sweep import running_runs, wait_until_gone
+from test_sweep import lstm_sweep, running_runs, wait_until_gone
 
 BIN = Path(sys.executable).parent
 SEARCH = (
@@ -22,16 +22,6 @@ SEARCH = (
 )
 UNSEARCHED = [o for o in TINY if not o.startswith("model.hidden_size=")]  # searched here
 GRID = [*UNSEARCHED, "trainer.max_epochs=1", "model.num_layers=1", "model.cell=one,two", "seed=0", SEARCH]
-
-
-def lstm_sweep(cwd: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "lstm-sweep"), *args, f"data.cache_dir={cache_dir}"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.mark.slow
@@ -128,3 +118,10 @@ def test_the_odyssey_at_greffs_scale_dry_runs(tmp_path, cache_dir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "1800 runs in" in proc.stdout and "1800 start" in proc.stdout
     assert "start                     cell=fgr,trial=199" in proc.stdout
+
+
+@pytest.mark.slow
+def test_until_decided_refuses_a_search_before_training(tmp_path, cache_dir):
+    proc = lstm_sweep(tmp_path, cache_dir, "--dir", "s", "--until-decided", "model.cell", *GRID[:-2], SEARCH)
+    assert proc.returncode == 1 and "a search's trials differ in theirs" in proc.stderr, proc.stderr[-2000:]
+    assert not any((tmp_path / "s").glob("*/status.json"))

@@ -34,6 +34,9 @@ class GridSweeperConfig:
         "as optim.lr: loguniform(1e-4, 1e-1) (docs: guides/search.md); empty: the grid alone",
         factory=dict,
     )
+    rounds: bool = setting(
+        False, "set by lstm-sweep --until-decided, whose rounds add seeds to fixed settings: a search is refused"
+    )
     task: bool = setting(False, "one task of a submitted sweep (cli/slurm_task.py): launch its one run")
 
 

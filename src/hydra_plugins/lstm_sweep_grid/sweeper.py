@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_loader import ConfigLoader
 
-from lstm_sweep.errors import LstmSweepError
+from lstm_sweep.errors import ConfigError, LstmSweepError
 from lstm_sweep.sweep.grid import composer, prepare_sweep, preview, record_board, search_arguments, sweep_jobs
 from lstm_sweep.sweep.search import parse_search
 
@@ -17,9 +17,18 @@ class GridSweeper(BasicSweeper):
     and its HPARAMS columns in .hparams/.
     With `dry_run`, it lists the runs it would start, resume and skip, and writes nothing."""
 
-    def __init__(self, max_batch_size, params=None, dry_run: bool = False, task: bool = False, only=None, search=None):
+    def __init__(
+        self,
+        max_batch_size,
+        params=None,
+        dry_run: bool = False,
+        task: bool = False,
+        only=None,
+        search=None,
+        rounds: bool = False,
+    ):
         super().__init__(max_batch_size, params)
-        self.dry_run, self.task, self.search_node = dry_run, task, search
+        self.dry_run, self.task, self.search_node, self.rounds = dry_run, task, search, rounds
         self.only = None if only is None else [str(name) for name in only]
         self.launching: list | None = None  # the jobs to launch, once named
 
@@ -38,6 +47,11 @@ class GridSweeper(BasicSweeper):
         assert self.config is not None, "Hydra calls setup() before sweep()"
         try:
             search = parse_search(self.search_node)
+            if search and self.rounds:
+                raise ConfigError(
+                    "lstm-sweep --until-decided adds seeds to fixed settings, and a search's trials differ in "
+                    "theirs: sweep the search without --until-decided"
+                )
             launched, plan = prepare_sweep(self.config, self.params, arguments, not self.dry_run, self.only, search)
             # the grid as BasicSweeper would launch it, a search's trials its outermost factor
             grid = [*search_arguments(search), *self._parse_config(), *launched]

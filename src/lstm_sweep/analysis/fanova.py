@@ -64,19 +64,24 @@ class TreeBoxes:
 
     def marginal_variance(self, columns: tuple[int, ...]) -> float:
         """The variance, over the space, of the tree's prediction averaged over every column
-        but `columns`."""
+        but `columns` (one or two): constant on each cell of the grid the tree's cuts make on
+        them, where it is the sum of the leaves holding the cell, each weighted by its share of
+        the other columns."""
         others = [c for c in range(self.low.shape[1]) if c not in columns]
         weight = self.values * np.prod(self.high[:, others] - self.low[:, others], axis=1)
-        cells = weight[:, None]  # leaves × cells of the grid the cuts on `columns` make
-        share = np.ones(1)
-        for c in columns:
+        holds, lengths = [], []
+        for c in columns:  # per column: which leaf spans which interval between cuts
             edges = np.unique(np.concatenate([self.low[:, c], self.high[:, c], [0.0, 1.0]]))
-            middles, lengths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-            inside = (self.low[:, c, None] <= middles) & (middles < self.high[:, c, None])
-            cells = (cells[:, :, None] * inside[:, None, :]).reshape(len(weight), -1)
-            share = (share[:, None] * lengths[None, :]).reshape(-1)
-        marginal = cells.sum(axis=0)
-        return float(share @ (marginal - self.mean) ** 2)
+            middles = (edges[:-1] + edges[1:]) / 2
+            holds.append(((self.low[:, c, None] <= middles) & (middles < self.high[:, c, None])).astype(float))
+            lengths.append(np.diff(edges))
+        if len(columns) == 1:
+            marginal, share = weight @ holds[0], lengths[0]
+        elif len(columns) == 2:  # leaves × cells of one column, and of the other: a product
+            marginal, share = (holds[0] * weight[:, None]).T @ holds[1], np.outer(lengths[0], lengths[1])
+        else:
+            raise ValueError("marginals of one or two columns")
+        return float(np.sum(share * (marginal - self.mean) ** 2))
 
 
 def fanova(x: np.ndarray, y: np.ndarray, bounds: np.ndarray, pairs: bool = True) -> list[Effect]:

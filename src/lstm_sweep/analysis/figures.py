@@ -251,10 +251,10 @@ def search_variants_figure(table, best, out: Path) -> tuple[str, str]:
     variants = list(dict.fromkeys(table["variant"]))
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.8 * len(variants)), 4.5))
     jitter = np.random.default_rng(0)
-    values = [table[table["variant"] == v]["test/ppl"].to_numpy(float) for v in variants]
+    values = [table[table["variant"] == v]["test/ppl"].dropna().to_numpy(float) for v in variants]
     ax.boxplot(values, positions=range(len(variants)), widths=0.5, showfliers=False)
     for x, v in enumerate(variants):
-        every = table[table["variant"] == v]["test/ppl"].to_numpy(float)
+        every = table[table["variant"] == v]["test/ppl"].dropna().to_numpy(float)
         top = best[best["variant"] == v]["test/ppl"].to_numpy(float)
         ax.scatter(x + jitter.uniform(-0.15, 0.15, len(every)), every, s=10, color="tab:gray", alpha=0.6, zorder=2)
         ax.scatter(x + jitter.uniform(-0.15, 0.15, len(top)), top, s=18, color="tab:red", zorder=3)
@@ -280,6 +280,10 @@ def search_marginals_figure(table, numeric, out: Path) -> tuple[str, str]:
     for ax, d in zip(axes[0], numeric):
         x = table[d.key].to_numpy(float)
         y = table["test/loss"].to_numpy(float)
+        name = d.key
+        if d.kind == "oneminuslog":  # drawn log-uniformly as 1 − value: plotted so
+            x, name = 1 - x, f"1 − {d.key}"
+        x, y = x[~np.isnan(y)], y[~np.isnan(y)]  # a trial that diverged has no test loss
         ax.scatter(x, y, s=10, color="tab:gray", alpha=0.6)
         order = np.argsort(x)
         bins = [chunk for chunk in np.array_split(order, min(8, max(1, len(x) // 5))) if len(chunk)]
@@ -296,7 +300,7 @@ def search_marginals_figure(table, numeric, out: Path) -> tuple[str, str]:
         )
         if d.log:
             ax.set_xscale("log")
-        ax.set(xlabel=d.key + (" (log scale)" if d.log else ""), ylabel="test loss", title=f"test loss against {d.key}")
+        ax.set(xlabel=name + (" (log scale)" if d.log else ""), ylabel="test loss", title=f"test loss against {name}")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, out / "search_marginals")

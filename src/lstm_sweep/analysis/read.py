@@ -379,10 +379,13 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
         order += [k for k in o if k not in order]
     # Where the data lives, or how progress showed, may differ between runs (a sweep completed
     # on another machine) without making a factor.
+    searched = list((search_record(info) or {}).get("space", {}))
+    order += [k for k in searched if k not in order]
     keys = [
         k
         for k in order
         if k in info.get("swept", [])
+        or k in searched  # a searched key is a column even where every trial drew one value
         or (len({repr(o.get(k)) for o in readable}) > 1 and not k.lstrip("+~").startswith(NOT_RESULTS))
     ]
     for row, run_overrides in zip(rows, overrides):
@@ -391,12 +394,11 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
     columns = ["run", *keys, "status", *METRIC_COLUMNS, "error", "path"]
     runs = pd.DataFrame(rows)[columns]
     epoch_table = pd.DataFrame(epochs, columns=["run", "epoch", "val/loss", "val/ppl", "train/ppl"])
-    search = search_record(info)
-    drawn = {TRIAL_KEY, *search["space"]} if search else set()  # a search's: no factors, their own analysis
+    drawn = {TRIAL_KEY, *searched} if searched else set()  # a search's: no factors, their own analysis
     factors = [k for k in keys if k != "seed" and k.lstrip("+~") not in drawn]
     sort_keys = [
         *factors,
-        *([TRIAL_KEY] if search and TRIAL_KEY in keys else []),
+        *([TRIAL_KEY] if TRIAL_KEY in drawn and TRIAL_KEY in keys else []),
         *(["seed"] if "seed" in keys else []),
     ]
     if sort_keys:

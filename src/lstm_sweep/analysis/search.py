@@ -17,6 +17,7 @@ line and the rest of the report.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from lstm_sweep.sweep.search import TRIAL_KEY, Dimension, parse_search
 
 METRIC, OBJECTIVE = "test/ppl", "test/loss"  # compared; explained (ppl's log: its variance is not one outlier's)
 CHANCE = "chance_loss"  # log V of the run's vocabulary: a model predicting every word alike
+DIVERGED = "diverged"  # seeds of a trial whose training stopped on a loss no longer finite
 BEST_FRACTION = 0.10  # Greff et al.'s "best 10% of trials"
 MIN_BEST = 2  # trials a variant's best must hold for Welch's test
 MIN_TRIALS_FOR_IMPORTANCE = 8
@@ -48,24 +50,26 @@ class Importance:
 
 def trials_table(sweep: Sweep) -> pd.DataFrame:
     """One row a (variant, trial): its searched values, the mean test ppl and loss over its
-    finished seeds, and how many seeds it had."""
+    finished seeds, how many seeds finished and how many diverged (training stopped on a loss
+    that was no longer finite: no test numbers, but a result of the search all the same)."""
     keys = [*sweep.factors, TRIAL_KEY]
-    runs = sweep.finished.dropna(subset=[METRIC])
+    runs = sweep.runs.copy()
+    runs[DIVERGED] = (runs["status"] == "failed") & runs["error"].fillna("").str.startswith("DivergenceError")
+    runs = runs[((runs["status"] == "finished") & runs[METRIC].notna()) | runs[DIVERGED]]
     if runs.empty:
-        return pd.DataFrame(columns=["variant", *keys, *sweep.searched, METRIC, OBJECTIVE, "seeds"])
+        return pd.DataFrame(columns=["variant", *keys, *sweep.searched, METRIC, OBJECTIVE, "seeds", DIVERGED, CHANCE])
     grouped = runs.groupby(keys, sort=False, dropna=False)
-    table = grouped[[*sweep.searched, METRIC, OBJECTIVE, "path"]].agg(
-        {**dict.fromkeys(sweep.searched, "first"), METRIC: "mean", OBJECTIVE: "mean", "path": "first"}
+    table = grouped[[*sweep.searched, METRIC, OBJECTIVE, "path", DIVERGED]].agg(
+        {**dict.fromkeys(sweep.searched, "first"), METRIC: "mean", OBJECTIVE: "mean", "path": "first", DIVERGED: "sum"}
     )
-    table["seeds"] = grouped.size()
+    table["seeds"] = grouped.size() - table[DIVERGED]
     table = table.reset_index()
     table[CHANCE] = [chance_loss(Path(path)) for path in table.pop("path")]
     table.insert(0, "variant", [variant_label(sweep, row) for _, row in table.iterrows()])
     order = grid_order(sweep)
-    rank = table[sweep.factors].apply(lambda row: tuple(order[f](row[f]) for f in sweep.factors), axis=1)
-    return table.iloc[sorted(range(len(table)), key=lambda i: (rank.iloc[i], table[TRIAL_KEY].iloc[i]))].reset_index(
-        drop=True
-    )
+    ranks = [tuple(order[f](row[f]) for f in sweep.factors) for _, row in table.iterrows()]
+    at = sorted(range(len(table)), key=lambda i: (ranks[i], table[TRIAL_KEY].iloc[i]))
+    return table.iloc[at].reset_index(drop=True)
 
 
 def grid_order(sweep: Sweep) -> dict:
@@ -99,11 +103,13 @@ def chance_loss(run_dir: Path) -> float:
 
 
 def explained(table: pd.DataFrame) -> np.ndarray:
-    """What fANOVA explains: the test loss, a trial worse than chance counted at chance (log V),
-    so that one trial that diverged does not own the variance of a whole search."""
+    """What fANOVA explains: the test loss, a trial worse than chance — or one that diverged
+    before its test — counted at chance (log V), so that no one trial owns the variance of a
+    whole search and none is left out of it for failing. NaN where neither is known."""
     loss = table[OBJECTIVE].to_numpy(float)
     chance = table[CHANCE].to_numpy(float)
-    return np.where(np.isnan(chance), loss, np.minimum(loss, chance))
+    capped = np.where(np.isnan(chance), loss, np.fmin(loss, chance))
+    return np.where(np.isnan(loss) & (table[DIVERGED].to_numpy(float) > 0), chance, capped)
 
 
 def variant_label(sweep: Sweep, row) -> str:
@@ -140,6 +146,11 @@ def spaces(sweep: Sweep) -> list[Dimension]:
     return list(search.space) if search else []
 
 
+def category(d: Dimension, value) -> float:
+    """A choice's index (pandas may have read 1 as 1.0); NaN for a value it does not offer."""
+    return next((float(i) for i, c in enumerate(d.choices) if c == value or str(c) == str(value)), math.nan)
+
+
 def fanova_of(table: pd.DataFrame, dimensions: list[Dimension], scope: str, with_variant: bool) -> list[Importance]:
     """Main effects and pairwise interactions of the searched keys (and the variant, where
     `with_variant`) on the test loss, as fractions of its variance (analysis/fanova.py)."""
@@ -150,9 +161,8 @@ def fanova_of(table: pd.DataFrame, dimensions: list[Dimension], scope: str, with
     names: list[str] = []
     for d in dimensions:
         if d.categorical:  # category indices over [−½, k − ½]: the average is over the categories
-            levels = [str(c) for c in d.choices]
-            columns.append([float(levels.index(str(v))) for v in table[d.key]])
-            bounds.append((-0.5, len(levels) - 0.5))
+            columns.append([category(d, v) for v in table[d.key]])
+            bounds.append((-0.5, len(d.choices) - 0.5))
         else:
             columns.append([d.scale(v) for v in table[d.key]])
             bounds.append(d.bounds())
@@ -162,8 +172,9 @@ def fanova_of(table: pd.DataFrame, dimensions: list[Dimension], scope: str, with
         columns.append([float(levels.index(v)) for v in table["variant"]])
         bounds.append((-0.5, len(levels) - 0.5))
         names.append("variant")
-    x = np.array(columns, float).T
-    effects = fanova(x, explained(table), np.array(bounds, float))
+    x, y = np.array(columns, float).T, explained(table)
+    known = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
+    effects = fanova(x[known], y[known], np.array(bounds, float))
     return [
         Importance(scope, tuple(names[c] for c in e.columns), e.fraction, e.std, e.trees, len(table)) for e in effects
     ]
@@ -182,7 +193,7 @@ def importances(sweep: Sweep, table: pd.DataFrame) -> tuple[list[Importance], st
     if len(variants) > 1:
         scopes.append((POOLED, table, True))
     for scope, rows, with_variant in scopes:
-        rows = rows.dropna(subset=[OBJECTIVE])
+        rows = rows[~np.isnan(explained(rows))]
         if len(rows) < MIN_TRIALS_FOR_IMPORTANCE or len(set(explained(rows))) < 2:
             skipped.append(f"{scope} ({len(rows)} trials)")
             continue
@@ -212,7 +223,7 @@ def importance_rows(found: list[Importance]) -> list[dict]:
 
 
 def summary_rows(table: pd.DataFrame, fraction: float = BEST_FRACTION) -> list[dict]:
-    """Per variant: its trials, the best, the median, and its best trials' mean ± std."""
+    """Per variant: its trials, how many diverged, the best, the median, and its best trials' mean ± std."""
     best = best_trials(table, fraction)
     rows = []
     for variant, group in table.groupby("variant", sort=False):
@@ -221,8 +232,10 @@ def summary_rows(table: pd.DataFrame, fraction: float = BEST_FRACTION) -> list[d
             {
                 "variant": variant,
                 "trials": len(group),
+                "diverged": int((group[METRIC].isna() & (group[DIVERGED] > 0)).sum()),
                 "best": float(group[METRIC].min()),
-                "median": float(group[METRIC].median()),
+                # a trial that diverged is worse than any that did not
+                "median": float(np.median(group[METRIC].fillna(math.inf))),
                 "best_n": top.n,
                 "best_mean": top.mean,
                 "best_std": top.std,
@@ -321,7 +334,7 @@ def write_search(sweep: Sweep, out: Path, correction: str) -> tuple[list[str], l
             for m, s, n in zip(summary["best_mean"], summary["best_std"], summary["best_n"])
         ],
     ).drop(columns=["best_std", "best_n"])
-    shown.columns = ["variant", "trials", "best test ppl", "median", "best trials: mean ± std"]
+    shown.columns = ["variant", "trials", "diverged", "best test ppl", "median", "best trials: mean ± std"]
     parts += [
         "Test perplexity over each variant's trials.",
         "",
@@ -397,7 +410,8 @@ FINDING_KINDS = ("none_better", "worst", "no_worse", "importance_order", "small_
 
 
 def findings_lines(findings: list[dict], comparisons: list[Comparison], found: list[Importance]) -> list[str]:
-    """Each published finding, tested: **holds**, **does not hold** or **cannot be tested**, with its evidence."""
+    """Each published finding, tested: **holds**, **not contradicted** (no significant difference
+    where the finding claims none), **does not hold** or **cannot be tested**, with its evidence."""
     lines = []
     for finding in findings:
         kind, text = finding.get("kind"), finding.get("text", finding.get("kind"))
@@ -418,6 +432,14 @@ def _variant(comparisons: list[Comparison], name: str) -> Comparison:
     raise KeyError(f"variant {name}")
 
 
+NOT_CONTRADICTED = "not contradicted"  # a test that does not reject: no proof of equivalence
+
+
+def _no_proof(comparisons: list[Comparison]) -> str:
+    sizes = sorted({f"{c.n_b} vs {c.n_a}" for c in comparisons})
+    return f" (best trials compared: {', '.join(sizes)}; a test that does not reject is no test of equivalence)"
+
+
 def _evidence(c: Comparison) -> str:
     return f"{c.b} {c.diff:+.1f} ppl (g = {c.hedges_g:+.2f}, {format_p(c.p_adjusted)})"
 
@@ -432,28 +454,34 @@ def test_finding(finding: dict, comparisons: list[Comparison], found: list[Impor
         best = min(comparisons, key=lambda c: c.diff)
         if better:
             return "does not hold", "significantly better: " + "; ".join(_evidence(c) for c in better)
-        return "holds", f"none is significantly better; the closest, {_evidence(best)}"
+        return NOT_CONTRADICTED, f"none is significantly better; the closest, {_evidence(best)}{_no_proof(comparisons)}"
     if kind == "worst":
         named = [_variant(comparisons, v) for v in finding["variants"]]
         ranked = sorted(comparisons, key=lambda c: -c.diff)[: len(named)]
-        worse = all(c.diff > 0 and c.p_adjusted < ALPHA for c in named)
-        holds = worse and {c.b for c in ranked} == {c.b for c in named}
+        all_worse = all(c.diff > 0 and c.p_adjusted < ALPHA for c in named)
+        holds = all_worse and {c.b for c in ranked} == {c.b for c in named}
         evidence = f"the worst: {'; '.join(_evidence(c) for c in ranked)}"
-        if not worse:
+        if not all_worse:
             evidence += f"; of those named: {'; '.join(_evidence(c) for c in named)}"
         return ("holds" if holds else "does not hold"), evidence
     if kind == "no_worse":
         named = [_variant(comparisons, v) for v in finding["variants"]]
         worse = [c for c in named if c.diff > 0 and c.p_adjusted < ALPHA]
-        return ("does not hold" if worse else "holds"), "; ".join(_evidence(c) for c in named)
+        evidence = "; ".join(_evidence(c) for c in named)
+        return ("does not hold", evidence) if worse else (NOT_CONTRADICTED, evidence + _no_proof(named))
     if not pooled:
         raise KeyError("hyperparameter importance")
     mains = sorted((i for i in pooled if len(i.keys) == 1 and i.keys[0] != "variant"), key=lambda i: -i.fraction)
     if kind == "importance_order":
         keys = list(finding["keys"])
         top = [i.keys[0] for i in mains[: len(keys)]]
-        evidence = ", ".join(f"{i.keys[0]} {i.fraction:.0%} ± {i.std:.0%}" for i in mains)
-        return ("holds" if top == keys else "does not hold"), f"main effects ({mains[0].scope}): {evidence}"
+        evidence = f"main effects ({mains[0].scope}): " + ", ".join(
+            f"{i.keys[0]} {i.fraction:.0%} ± {i.std:.0%}" for i in mains
+        )
+        leading = mains[: len(keys) + 1]
+        if any(a.fraction - a.std < b.fraction + b.std for a, b in itertools.pairwise(leading)):
+            evidence += " (the ranks' spreads over trees overlap: the order is not firm)"
+        return ("holds" if top == keys else "does not hold"), evidence
     if kind == "small_interactions":
         below = float(finding.get("below", 0.1))
         pairs = [i for i in pooled if len(i.keys) == 2 and "variant" not in i.keys]

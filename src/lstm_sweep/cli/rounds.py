@@ -30,7 +30,7 @@ from lstm_sweep.errors import ConfigError, log_user_error
 from lstm_sweep.files import write_json
 from lstm_sweep.naming import with_seed
 from lstm_sweep.records import SEQUENTIAL_FILE, is_finished, read_status
-from lstm_sweep.sweep.grid import ONLY_KEY, quote
+from lstm_sweep.sweep.grid import ONLY_KEY, ROUNDS_KEY, quote
 from lstm_sweep.sweep.progress import SweepProgress
 from lstm_sweep.sweep.slurm import LIVE_STATES, job_states
 from lstm_sweep.sweep.status import submitted_since
@@ -83,7 +83,7 @@ def until_decided(args: argparse.Namespace, argv: list[str], sweep_dir: Path) ->
         refuse_seed_overrides(args.overrides)
     except ConfigError as err:
         return log_user_error(err, log)
-    first = [*args.overrides, f"seed=range({design.looks[0]})"]
+    first = [*args.overrides, f"seed=range({design.looks[0]})", f"{ROUNDS_KEY}=true"]
     if args.dry_run:
         print(design_lines(design), flush=True)
         print(f"first round: seeds 0–{design.looks[0] - 1} of every configuration of the grid", flush=True)
@@ -128,7 +128,12 @@ def until_decided(args: argparse.Namespace, argv: list[str], sweep_dir: Path) ->
         number += 1
         log.info("round %d: %d runs (%s)", number, len(new), round_summary(needed))
         seeds = max(n for _, n in needed)
-        overrides = [*args.overrides, f"seed=range({seeds})", f"{ONLY_KEY}=[{','.join(map(quote, new))}]"]
+        overrides = [
+            *args.overrides,
+            f"seed=range({seeds})",
+            f"{ONLY_KEY}=[{','.join(map(quote, new))}]",
+            f"{ROUNDS_KEY}=true",
+        ]
     log.info(
         "every comparison has stopped after %d rounds: %s",
         number,

@@ -48,6 +48,7 @@ log = logging.getLogger("lstm_sweep.sweep")
 
 NEVER_IN_NAMES = ("data.root", "data.cache_dir", "experiment")  # where, not what, a run is
 ONLY_KEY = "hydra.sweeper.only"  # the grid's runs a start launches (lstm-sweep --until-decided's rounds)
+ROUNDS_KEY = "hydra.sweeper.rounds"  # set by lstm-sweep --until-decided: a sweep of its rounds
 COMMAND_VARIABLE = "LSTM_SWEEP_COMMAND"  # set by lstm-sweep: the command to record instead of ours
 
 

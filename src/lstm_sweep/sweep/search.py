@@ -103,14 +103,18 @@ class Dimension:
         return f"{self.kind}({bounds[0]}, {bounds[1]})"
 
     def bounds(self) -> tuple[float, float]:
-        """The range the analysis spreads this key over: on the log scale where it was drawn so."""
-        low, high = (self.low, self.high + 1) if self.integer else (self.low, self.high)
-        return (math.log10(low), math.log10(high)) if self.log else (low, high)
+        """The range the analysis spreads this key over, on the log scale where it was drawn
+        so; an integer k stands for [k, k + 1) of that range (its share of the draws)."""
+        if self.integer:
+            return (math.log10(self.low), math.log10(self.high + 1)) if self.log else (self.low - 0.5, self.high + 0.5)
+        return (math.log10(self.low), math.log10(self.high)) if self.log else (self.low, self.high)
 
     def scale(self, value: float) -> float:
-        """A value on the analysis's scale (bounds())."""
+        """A value on the analysis's scale (bounds()): an integer at the middle of its share."""
         if self.kind == "oneminuslog":
             return math.log10(min(max(1 - value, self.low), self.high))
+        if self.kind == "logint":
+            return (math.log10(value) + math.log10(value + 1)) / 2
         return math.log10(value) if self.log else float(value)
 
 
@@ -150,11 +154,16 @@ class Search:
     def same_trials(self, earlier: dict) -> str:
         """Why this search would give a run of `earlier` (a record()) other values; "" if it would not."""
         now = self.record()
-        for name in ("space", "seed", "method"):
+        # the space's order is which coordinate of the unit cube each key is drawn from
+        if list((earlier.get("space") or {}).items()) != list(now["space"].items()):
+            return f"its space ({earlier.get('space')} → {now['space']})"
+        for name in ("seed", "method"):
             if earlier.get(name) != now[name]:
                 return f"its {name} ({earlier.get(name)} → {now[name]})"
         if earlier.get("trials") != self.trials and self.method not in PREFIX_STABLE:
             return f"its trial count under method {self.method} ({earlier.get('trials')} → {self.trials})"
+        if isinstance(earlier.get("trials"), int) and self.trials < earlier["trials"]:
+            return f"fewer trials ({earlier['trials']} → {self.trials}), which would leave runs of the others"
         return ""
 
 
@@ -208,9 +217,12 @@ def parse_dimension(key: str, spec: Any) -> Dimension:
     if kind not in KINDS:
         raise ConfigError(f"{where}: unknown distribution {kind!r} (one of {', '.join(KINDS)})")
     if kind == "choice":
-        if not arguments:
+        choices = _choices(match.group(2))
+        if choices is None:
+            raise ConfigError(f"{where}: choice({match.group(2).strip()}) is not a list of values")
+        if not choices:
             raise ConfigError(f"{where}: choice() needs at least one value")
-        return Dimension(key, kind, choices=tuple(_literal(a) for a in arguments))
+        return Dimension(key, kind, choices=tuple(choices))
     if len(arguments) != 2:
         raise ConfigError(f"{where}: {kind} takes a low and a high bound, got {len(arguments)} values")
     try:
@@ -228,15 +240,16 @@ def parse_dimension(key: str, spec: Any) -> Dimension:
     return Dimension(key, kind, low, high)
 
 
-def _literal(text: str) -> Any:
-    """A choice as YAML would read it: 3 an int, 0.5 a float, true a bool, anything else a string."""
-    text = text.strip().strip("'\"") if text[:1] in "'\"" else text.strip()
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "null": None}.get(text.lower(), text)
+def _choices(text: str) -> list | None:
+    """choice()'s values as YAML reads a list: 3 an int, 0.5 a float, true a bool, '1' and
+    'a,b' (quoted) strings, anything else a string; None when it is no list of plain values."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(f"[{text}]")
+    except yaml.YAMLError:
+        return None
+    return values if all(isinstance(v, (str, int, float, bool)) or v is None for v in values) else None
 
 
 def override_value(value: Any) -> str:
