@@ -205,6 +205,8 @@ def test_search_report_says_what_it_found(tmp_path):
     assert "no significant difference" in text.split("cell=cifg's best trials are")[1].splitlines()[0]
     assert "variance of the test loss explained (pooled): optim.lr" in text
     assert (out / "search_trials.csv").read_text().count("\n") == 91
+    assert "with 3 best trials a variant, Welch's test finds a difference with 80% power only from 3.1" in text
+    assert "one seed a trial" in text
     said = text.split("### Against a paper")[1]
     assert "*none better* — **not contradicted**" in said and "*np worst* — **holds**" in said
     assert "a test that does not reject is no test of equivalence" in said

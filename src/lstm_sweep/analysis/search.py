@@ -244,6 +244,51 @@ def summary_rows(table: pd.DataFrame, fraction: float = BEST_FRACTION) -> list[d
     return rows
 
 
+def detectable_effect(n: int) -> float:
+    """The smallest effect (in standard deviations) a two-sample t-test of n a side finds with
+    80% power at α (statsmodels' TTestIndPower); NaN below 2 a side."""
+    import warnings
+
+    from statsmodels.stats.power import TTestIndPower
+
+    if n < 2:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(TTestIndPower().solve_power(nobs1=n, alpha=ALPHA, power=0.8))
+        except (ValueError, RuntimeError):
+            return math.nan
+
+
+def limit_lines(table: pd.DataFrame, comparisons: list[Comparison]) -> list[str]:
+    """What the search's size leaves open, in numbers: the difference its t-tests could find,
+    seed noise inside each trial, and what importance is relative to."""
+    lines = []
+    if comparisons:
+        n = min(min(c.n_a, c.n_b) for c in comparisons)
+        d = detectable_effect(n)
+        best = best_trials(table)
+        spread = float(best.groupby("variant")[METRIC].std().mean())
+        if not math.isnan(d):
+            lines.append(
+                f"with {n} best trials a variant, Welch's test finds a difference with 80% power only from "
+                f"{d:.1f} standard deviations of the best trials (about {d * spread:.0f} ppl here); a smaller "
+                "one reads as no significant difference"
+            )
+    seeds = table["seeds"] + table[DIVERGED]
+    if len(table) and int(seeds.max()) == 1:
+        lines.append(
+            "one seed a trial: a trial's result mixes its hyperparameters' effect with the seed's, and the best "
+            "trials are partly the luckiest"
+        )
+    lines.append(
+        "importance is of this space, this corpus and this training budget: a key held fixed, or a range not "
+        "searched, explains nothing here"
+    )
+    return lines
+
+
 def published_findings(sweep: Sweep) -> tuple[list[dict], str] | None:
     """The experiment's `reference.findings` and `reference.source`, if it states any."""
     from lstm_sweep.analysis.compare import newest_config, read_reference
@@ -388,6 +433,9 @@ def write_search(sweep: Sweep, out: Path, correction: str) -> tuple[list[str], l
         ]
     if note:
         parts += [f"Not shown: {note}.", ""]
+    limits = limit_lines(table, comparisons)
+    if limits:
+        parts += ["What this search cannot show:", "", *[f"- {line}" for line in limits], ""]
     findings = published_findings(sweep)
     if findings:
         reference = findings[1] or "the published study"
