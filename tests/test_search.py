@@ -300,3 +300,19 @@ def test_diverged_trials_count_at_chance_and_odd_values_read(tmp_path):
     )
     _, out = write_report(tmp_path / "one", tmp_path / "report_one")
     assert "Not shown: importance needs at least 8 finished trials" in (out / "REPORT.md").read_text()
+
+
+def test_without_scikit_learn_the_report_names_the_extra_and_writes_the_rest(tmp_path, monkeypatch):
+    import sys
+
+    from lstm_sweep.analysis.report import write_report
+
+    fake_search_sweep(tmp_path / "s", lr_matters, trials=10, variants=("vanilla", "np"))
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
+    _, out = write_report(tmp_path / "s", tmp_path / "report")
+    text = (out / "REPORT.md").read_text()
+    assert (
+        'Not shown: hyperparameter importance needs the importance extra: pip install "lstm-sweep[importance]".' in text
+    )
+    assert (out / "search_welch.md").exists() and (out / "search_marginals.png").exists()
+    assert not (out / "search_importance.md").exists()
