@@ -363,7 +363,8 @@ def write_search(sweep: Sweep, out: Path, correction: str) -> tuple[list[str], l
         f"A {search.get('method', 'random')} search of {search.get('trials')} trials (search seed "
         f"{search.get('seed')}) over "
         + ", ".join(f"`{k}` ~ {v}" for k, v in search.get("space", {}).items())
-        + f", crossed with {', '.join(sweep.factors) or 'nothing else'}. {len(table)} trials finished. "
+        + f", crossed with {', '.join(sweep.factors) or 'nothing else'}. {len(table)} trials have a result "
+        f"({int((table[METRIC].isna()).sum())} of them diverged). "
         f"A trial's value is its mean over its seeds; the best trials are each variant's best "
         f"{BEST_FRACTION:.0%} by test perplexity (at least {MIN_BEST}).",
         "",
