@@ -4,7 +4,8 @@
   type, default, allowed values and documentation) and the YAML options of each group;
 - reference/cli.md: every command's --help, from the parsers the commands use;
 - changelog.md and contributing.md: the repository's CHANGELOG.md and CONTRIBUTING.md;
-- reports/report2021/: the committed report, so the site shows what the repository holds.
+- reports/report2021/ and reports/odyssey/: the committed reports, so the site shows what the
+  repository holds.
 
 Nothing here is written by hand, so the reference cannot drift from the code.
 """
@@ -20,7 +21,7 @@ from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[2]
 MOUNTED = {"CHANGELOG.md": "changelog.md", "CONTRIBUTING.md": "contributing.md"}
-REPORTS = ("report2021",)
+REPORTS = ("report2021", "odyssey")
 
 
 def on_files(files: Files, config) -> Files:

@@ -232,7 +232,8 @@ def save_figure(fig, stem: Path) -> None:
 
 def search_figures(sweep: Sweep, table, best, found, dimensions, out: Path) -> list[tuple[str, str]]:
     """A search's figures (analysis/search.py): each variant's trials, the test loss against
-    each searched number, and the importance of each key; (caption, PNG file) of each."""
+    each searched number, and the importance of each key; (caption, PNG file) of each. The
+    table is search.trials_table's, with the loss fANOVA explains as `explained_loss`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,9 +278,10 @@ def search_marginals_figure(table, numeric, out: Path) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(numeric), figsize=(4.5 * len(numeric), 4), squeeze=False)
+    chance = float(np.nanmedian(table["chance_loss"])) if table["chance_loss"].notna().any() else math.nan
     for ax, d in zip(axes[0], numeric):
         x = table[d.key].to_numpy(float)
-        y = table["test/loss"].to_numpy(float)
+        y = table["explained_loss"].to_numpy(float)  # as fANOVA sees it: a trial worse than chance at chance
         name = d.key
         if d.kind == "oneminuslog":  # drawn log-uniformly as 1 − value: plotted so
             x, name = 1 - x, f"1 − {d.key}"
@@ -298,6 +300,9 @@ def search_marginals_figure(table, numeric, out: Path) -> tuple[str, str]:
             color="tab:blue",
             alpha=0.2,
         )
+        if not math.isnan(chance):
+            ax.axhline(chance, color="tab:red", linestyle="--", linewidth=1, label="chance (log V)")
+            ax.legend(fontsize=7)
         if d.log:
             ax.set_xscale("log")
         ax.set(xlabel=name + (" (log scale)" if d.log else ""), ylabel="test loss", title=f"test loss against {name}")
@@ -306,8 +311,9 @@ def search_marginals_figure(table, numeric, out: Path) -> tuple[str, str]:
     save_figure(fig, out / "search_marginals")
     plt.close(fig)
     caption = (
-        "The test loss against each searched number, every trial of every variant a point; the line is the "
-        "mean of equal-count bins, the band its 95% t interval"
+        "The test loss against each searched number, every trial of every variant a point (a trial worse than "
+        "chance, or diverged, at chance, as fANOVA counts it); the line is the mean of equal-count bins, the band "
+        "its 95% t interval"
     )
     return caption, "search_marginals.png"
 

@@ -449,7 +449,8 @@ def write_search(sweep: Sweep, out: Path, correction: str) -> tuple[list[str], l
             *[f"- {line}" for line in findings_lines(findings[0], comparisons, found)],
             "",
         ]
-    made = search_figures(sweep, table, best_trials(table), found, spaces(sweep), out)
+    plotted = table.assign(explained_loss=explained(table))
+    made = search_figures(sweep, plotted, best_trials(table), found, spaces(sweep), out)
     return parts, made
 
 
