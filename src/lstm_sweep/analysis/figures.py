@@ -24,7 +24,7 @@ from lstm_sweep.analysis.compare import configurations, read_reference, referenc
 from lstm_sweep.analysis.read import Sweep
 from lstm_sweep.analysis.stats import Comparison, describe, difference_distribution, mean_half_width
 from lstm_sweep.files import replacing
-from lstm_sweep.naming import file_stem, level_label
+from lstm_sweep.naming import file_stem, level_label, short_key
 
 FORMATS = ("png", "pdf")
 
@@ -330,7 +330,8 @@ def search_importance_figure(found, out: Path) -> tuple[str, str]:
         xs = [e + s * width - 0.4 + width / 2 for e, name in enumerate(effects) if name in by_effect]
         shown = [by_effect[name] for name in effects if name in by_effect]
         ax.bar(xs, [i.fraction for i in shown], width, yerr=[i.std for i in shown], capsize=2, label=scope)
-    ax.set_xticks(range(len(effects)), [e.replace(" × ", " ×\n") for e in effects], fontsize=8)
+    labels = [" ×\n".join(short_key(key) for key in effect.split(" × ")) for effect in effects]
+    ax.set_xticks(range(len(effects)), labels, fontsize=8)
     ax.set(ylabel="fraction of the test loss's variance", ylim=(0, 1), title="fANOVA: mean over trees ± std")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(axis="y", alpha=0.3)
