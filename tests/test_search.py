@@ -156,13 +156,33 @@ def lr_matters(values, variant):
     )
 
 
-def test_importance_ranks_a_known_answer(tmp_path):
+FINDINGS = [
+    {"kind": "none_better", "text": "none better"},
+    {"kind": "worst", "variants": ["np"], "text": "np worst"},
+    {"kind": "no_worse", "variants": ["cifg", "np"], "text": "cifg and np cost nothing"},
+    {"kind": "importance_order", "keys": ["optim.lr", "model.hidden_size"], "text": "lr, then hidden"},
+    {"kind": "small_interactions", "below": 0.1, "text": "barely interact"},
+    {"kind": "worst", "variants": ["nfg"], "text": "nfg worst"},
+    {"kind": "astrology", "text": "unknown"},
+]
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A finished search of 30 trials × (vanilla, np, cifg) on lr_matters, with a paper's
+    findings to test: read only."""
+    folder = tmp_path_factory.mktemp("searched") / "s"
+    reference = {"source": "a paper", "findings": FINDINGS}
+    fake_search_sweep(folder, lr_matters, trials=30, variants=("vanilla", "np", "cifg"), reference=reference)
+    return folder
+
+
+def test_importance_ranks_a_known_answer(searched):
     needs_fanova()
     from lstm_sweep.analysis.read import read_sweep
     from lstm_sweep.analysis.search import importances, trials_table
 
-    fake_search_sweep(tmp_path / "s", lr_matters)
-    sweep = read_sweep(tmp_path / "s")
+    sweep = read_sweep(searched)
     assert sweep.factors == ["model.cell"] and sweep.searched == ["optim.lr", "model.hidden_size", "model.dropout"]
     found, note = importances(sweep, trials_table(sweep))
     assert note == ""
@@ -177,22 +197,11 @@ def test_importance_ranks_a_known_answer(tmp_path):
     assert all(i.std >= 0 and 0 < i.trees <= 64 for i in found)
 
 
-def test_search_report_says_what_it_found(tmp_path):
+def test_search_report_says_what_it_found(searched, tmp_path):
     needs_fanova()
     from lstm_sweep.analysis.report import write_report
 
-    findings = [
-        {"kind": "none_better", "text": "none better"},
-        {"kind": "worst", "variants": ["np"], "text": "np worst"},
-        {"kind": "no_worse", "variants": ["cifg", "np"], "text": "cifg and np cost nothing"},
-        {"kind": "importance_order", "keys": ["optim.lr", "model.hidden_size"], "text": "lr, then hidden"},
-        {"kind": "small_interactions", "below": 0.1, "text": "barely interact"},
-        {"kind": "worst", "variants": ["nfg"], "text": "nfg worst"},
-        {"kind": "astrology", "text": "unknown"},
-    ]
-    reference = {"source": "a paper", "findings": findings}
-    fake_search_sweep(tmp_path / "s", lr_matters, trials=30, variants=("vanilla", "np", "cifg"), reference=reference)
-    _, out = write_report(tmp_path / "s", tmp_path / "report")
+    _, out = write_report(searched, tmp_path / "report")
     text = (out / "REPORT.md").read_text()
     assert "## Search" in text and "Factors: cell, over trials." in text
     for stem in ("search_variants", "search_welch", "search_importance"):
@@ -302,14 +311,13 @@ def test_diverged_trials_count_at_chance_and_odd_values_read(tmp_path):
     assert "Not shown: importance needs at least 8 finished trials" in (out / "REPORT.md").read_text()
 
 
-def test_without_scikit_learn_the_report_names_the_extra_and_writes_the_rest(tmp_path, monkeypatch):
+def test_without_scikit_learn_the_report_names_the_extra_and_writes_the_rest(searched, tmp_path, monkeypatch):
     import sys
 
     from lstm_sweep.analysis.report import write_report
 
-    fake_search_sweep(tmp_path / "s", lr_matters, trials=10, variants=("vanilla", "np"))
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
-    _, out = write_report(tmp_path / "s", tmp_path / "report")
+    _, out = write_report(searched, tmp_path / "report")
     text = (out / "REPORT.md").read_text()
     assert (
         'Not shown: hyperparameter importance needs the importance extra: pip install "lstm-sweep[importance]".' in text
